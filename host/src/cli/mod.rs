@@ -1,0 +1,66 @@
+//! The `byos3` command line. One file per command group.
+
+mod mount;
+mod plugin;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "byos3", version, about = "Mount your own S3-compatible bucket into a sandbox")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Provider plugins: list, resolve, test, new.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Mount a bucket (or a prefix of it) at a directory, in the foreground.
+    Mount(mount::MountArgs),
+    /// Run the HTTP API server.
+    Serve(serve::ServeArgs),
+}
+
+/// Entry point of the `byos3` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("byos3: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Plugin(c) => plugin::run(c).await,
+            Command::Mount(a) => mount::run(a).await,
+            Command::Serve(a) => serve::run(a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("byos3: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BYOS3_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("BYOS3_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,1 @@
+//! The FUSE filesystem over the S3 client (issue 5).

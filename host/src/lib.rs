@@ -1,0 +1,18 @@
+//! byos3 mounts your own S3-compatible bucket into a sandbox.
+//!
+//! Modules, with dependencies pointing one way (`api -> mount -> fs -> s3`;
+//! `plugin` and `vault` are leaves):
+//! - [`s3`]: the S3 client (SigV4, pooled hyper + rustls, retries, streaming).
+//! - [`plugin`]: provider plugins as sandboxed WebAssembly components.
+//! - [`fs`]: the FUSE filesystem over a bucket prefix.
+//! - [`vault`], [`store`], [`api`]: credentials, registry and the HTTP API.
+//! - [`mount`]: the attach/detach lifecycle.
+
+pub mod api;
+pub mod cli;
+pub mod fs;
+pub mod mount;
+pub mod plugin;
+pub mod s3;
+pub mod store;
+pub mod vault;

@@ -1,0 +1,1 @@
+//! Attach/detach lifecycle (issue 6).

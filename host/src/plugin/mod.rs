@@ -1,0 +1,1 @@
+//! Provider plugins: a sandboxed wasmtime component host (issue 3).

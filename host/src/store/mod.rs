@@ -1,0 +1,1 @@
+//! The durable registry of disks, sandboxes and attachments (issue 4).

@@ -1,0 +1,1 @@
+//! Credential sealing with AES-256-GCM (issue 4).
