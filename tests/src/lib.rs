@@ -3,6 +3,7 @@
 //!
 //! Used by the end-to-end tests, the benchmarks and the demo.
 
+pub mod bench_s3;
 pub mod proxy;
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};

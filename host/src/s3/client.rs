@@ -698,6 +698,34 @@ impl S3Client {
         Ok(RawResponse { status, headers, body })
     }
 
+    /// A presigned GET URL for `key`, valid for `expires_in`: lets a plain
+    /// HTTP client (curl, a browser) fetch one object without credentials.
+    pub fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, S3Error> {
+        let inner = &self.inner;
+        let signing = |reason: String| S3Error::Signing { operation: "PresignGet", reason };
+        let uri = inner.endpoint.request_uri(&inner.bucket, Some(key), &[]);
+        let signable = SignableRequest::new("GET", uri.as_str(), std::iter::empty(), SignableBody::UnsignedPayload)
+            .map_err(|e| signing(e.to_string()))?;
+        let mut settings = s3_signing_settings();
+        settings.signature_location = aws_sigv4::http_request::SignatureLocation::QueryParams;
+        settings.expires_in = Some(expires_in);
+        settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
+        let identity = inner.credentials.read().unwrap_or_else(|p| p.into_inner()).identity();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(inner.endpoint.signing_region())
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .map_err(|e| signing(e.to_string()))?
+            .into();
+        let (instructions, _) = sign(signable, &params).map_err(|e| signing(e.to_string()))?.into_parts();
+        let mut req = Request::builder().uri(uri).body(()).map_err(|e| signing(e.to_string()))?;
+        instructions.apply_to_request_http1x(&mut req);
+        Ok(req.uri().to_string())
+    }
+
     // ---- plumbing ----
 
     fn copy_source(&self, src_key: &str) -> String {
@@ -819,10 +847,7 @@ impl S3Client {
             .collect::<Result<_, S3Error>>()?;
         let signable = SignableRequest::new(call.method.as_str(), uri, header_strs.into_iter(), signable_body)
             .map_err(|e| signing(e.to_string()))?;
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        let settings = s3_signing_settings();
         let identity = inner.credentials.read().unwrap_or_else(|p| p.into_inner()).identity();
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -851,6 +876,15 @@ impl S3Client {
         instructions.apply_to_request_http1x(&mut req);
         Ok(req)
     }
+}
+
+/// S3's SigV4 dialect: keys are encoded once and paths never normalised.
+fn s3_signing_settings() -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings
 }
 
 enum BodySource {
