@@ -5,6 +5,7 @@
 
 pub mod bench_s3;
 pub mod proxy;
+pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;

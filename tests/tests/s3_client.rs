@@ -320,3 +320,32 @@ fn credentials_can_be_rotated_on_a_live_client() {
         client.head_bucket().await.expect("new credentials used");
     });
 }
+
+#[test]
+fn https_endpoint_with_a_private_ca() {
+    let garage = Garage::start().unwrap();
+    rt().block_on(async {
+        let front = byos3_tests::tls::TlsFront::start(garage.port, &["localhost"]).await.unwrap();
+        let url = format!("https://localhost:{}", front.port);
+        let mut cfg = garage.client_config(Addressing::Path);
+        cfg.endpoint = Endpoint::new(&url, &garage.region, Addressing::Path).unwrap();
+        cfg.retry = RetryPolicy::none();
+
+        // Without the CA the server's certificate is refused.
+        let err = S3Client::new(cfg.clone()).unwrap().head_bucket().await.unwrap_err();
+        assert!(err.is_unreachable() && err.to_string().to_lowercase().contains("certificate"), "{err}");
+
+        // With it, requests go through TLS to the real server.
+        cfg.transport.extra_ca_file = Some(front.ca_file.clone());
+        let client = S3Client::new(cfg.clone()).unwrap();
+        client.head_bucket().await.expect("HeadBucket over TLS");
+        client.put_object("tls/k", Payload::Bytes(Bytes::from_static(b"over tls")), &PutOptions::default()).await.unwrap();
+        assert_eq!(&client.get_object_bytes("tls/k", None, 64).await.unwrap()[..], b"over tls");
+
+        // A CA file that holds no certificate is a clear build error.
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        cfg.transport.extra_ca_file = Some(empty.path().to_path_buf());
+        let err = S3Client::new(cfg).unwrap_err();
+        assert!(err.to_string().contains("no usable certificate"), "{err}");
+    });
+}
