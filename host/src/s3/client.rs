@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sigv4::http_request::{
-    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningInstructions, SigningSettings,
     UriPathNormalizationMode,
 };
 use aws_sigv4::sign::v4;
@@ -710,23 +710,30 @@ impl S3Client {
         settings.signature_location = aws_sigv4::http_request::SignatureLocation::QueryParams;
         settings.expires_in = Some(expires_in);
         settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
-        let identity = inner.credentials.read().unwrap_or_else(|p| p.into_inner()).identity();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(inner.endpoint.signing_region())
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .map_err(|e| signing(e.to_string()))?
-            .into();
-        let (instructions, _) = sign(signable, &params).map_err(|e| signing(e.to_string()))?.into_parts();
+        let instructions = self.sign(signable, settings).map_err(signing)?;
         let mut req = Request::builder().uri(uri).body(()).map_err(|e| signing(e.to_string()))?;
         instructions.apply_to_request_http1x(&mut req);
         Ok(req.uri().to_string())
     }
 
     // ---- plumbing ----
+
+    /// Signs with the current credentials; the secret is only borrowed for
+    /// the duration of the call.
+    fn sign(&self, signable: SignableRequest<'_>, settings: SigningSettings) -> Result<SigningInstructions, String> {
+        let identity = self.inner.credentials.read().unwrap_or_else(|p| p.into_inner()).identity();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(self.inner.endpoint.signing_region())
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .map_err(|e| e.to_string())?
+            .into();
+        let (instructions, _signature) = sign(signable, &params).map_err(|e| e.to_string())?.into_parts();
+        Ok(instructions)
+    }
 
     fn copy_source(&self, src_key: &str) -> String {
         format!("/{}/{}", super::endpoint::encode_query(&self.inner.bucket), super::endpoint::encode_key(src_key))
@@ -847,18 +854,7 @@ impl S3Client {
             .collect::<Result<_, S3Error>>()?;
         let signable = SignableRequest::new(call.method.as_str(), uri, header_strs.into_iter(), signable_body)
             .map_err(|e| signing(e.to_string()))?;
-        let settings = s3_signing_settings();
-        let identity = inner.credentials.read().unwrap_or_else(|p| p.into_inner()).identity();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(inner.endpoint.signing_region())
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .map_err(|e| signing(e.to_string()))?
-            .into();
-        let (instructions, _signature) = sign(signable, &params).map_err(|e| signing(e.to_string()))?.into_parts();
+        let instructions = self.sign(signable, s3_signing_settings()).map_err(signing)?;
         if let Some(h) = req.headers_mut() {
             for (k, v) in headers {
                 h.append(k, v);
