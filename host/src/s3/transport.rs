@@ -133,7 +133,7 @@ pub(crate) fn build_client(cfg: &TransportConfig) -> Result<HttpClient, Transpor
 fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, TransportError> {
     let mut roots = rustls::RootCertStore::empty();
     // Platform roots; an unreadable system store is not fatal when an extra
-    // CA is configured (private MinIO), so only count what loads.
+    // CA is configured (a self-hosted store), so only count what loads.
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
         let _ = roots.add(cert);
