@@ -3,6 +3,8 @@
 //!
 //! Used by the end-to-end tests, the benchmarks and the demo.
 
+pub mod bench_attach;
+pub mod bench_plugins;
 pub mod bench_s3;
 pub mod proxy;
 pub mod tls;

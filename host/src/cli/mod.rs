@@ -1,8 +1,10 @@
 //! The `byos3` command line. One file per command group.
 
+mod disk;
 mod mount;
 mod plugin;
 mod serve;
+mod vault;
 
 use std::process::ExitCode;
 
@@ -24,6 +26,12 @@ enum Command {
     Mount(mount::MountArgs),
     /// Run the HTTP API server.
     Serve(serve::ServeArgs),
+    /// Disks on a running server: create, list, show, rotate, delete.
+    #[command(subcommand)]
+    Disk(disk::DiskCommand),
+    /// Credential vault administration: rotate-key.
+    #[command(subcommand)]
+    Vault(vault::VaultCommand),
 }
 
 /// Entry point of the `byos3` binary.
@@ -42,6 +50,8 @@ pub fn main() -> ExitCode {
             Command::Plugin(c) => plugin::run(c).await,
             Command::Mount(a) => mount::run(a).await,
             Command::Serve(a) => serve::run(a).await,
+            Command::Disk(c) => disk::run(c).await,
+            Command::Vault(c) => vault::run(c).await,
         }
     });
     match result {

@@ -1,1 +1,278 @@
-//! The FUSE filesystem over the S3 client (issue 5).
+//! The FUSE filesystem over a bucket prefix (issue 5).
+//!
+//! [`mount`] shows the objects under a key prefix as files and the
+//! `/`-separated prefixes as directories, at a local path. Module map:
+//! - `inode`: stable inode numbers and cached attributes;
+//! - `listing`: delimited listings and their TTL cache (`ls -l` needs no HEAD);
+//! - `read`: ranged GETs behind a growing prefetch window, bounded by `budget`;
+//! - `write`, `staging`: streamed multipart uploads for new files, staged
+//!   in-place changes uploaded on close/fsync;
+//! - `core`: the operations; `fuse`: the fuser binding; `mountpoint`:
+//!   stale-mount cleanup and unmounting.
+//!
+//! SEMANTICS.md at the repository root says what each POSIX call does.
+
+mod budget;
+mod core;
+mod fuse;
+mod inode;
+mod listing;
+mod mountpoint;
+mod options;
+mod read;
+mod staging;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use options::MountOptions;
+
+use crate::s3::{S3Client, StatsSnapshot};
+
+/// Why mounting or unmounting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("invalid key prefix {prefix:?}: {reason}")]
+    InvalidPrefix { prefix: String, reason: &'static str },
+    #[error("{path} is already a mount point; unmount it first")]
+    AlreadyMounted { path: PathBuf },
+    #[error("{path} is not a directory")]
+    NotADirectory { path: PathBuf },
+    #[error("{path} is a stale mount that could not be cleaned up; try `fusermount3 -uz {path}`")]
+    Stale { path: PathBuf },
+    #[error("cannot use {path} as a mount point: {source}")]
+    Mountpoint { path: PathBuf, source: std::io::Error },
+    #[error("cannot create the staging directory {path}: {source}")]
+    Staging { path: PathBuf, source: std::io::Error },
+    #[error("cannot start the filesystem's runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("mounting at {path} failed: {source} (is fuse3 installed and /dev/fuse available?)")]
+    Mount { path: PathBuf, source: std::io::Error },
+    #[error("{path} is busy (a process has a file or directory open there); close it, or unmount lazily")]
+    Busy { path: PathBuf },
+    #[error("unmounting {path} failed: {source}")]
+    Unmount { path: PathBuf, source: std::io::Error },
+    #[error("pending uploads could not be flushed ({}); the mount was left in place so no data is lost", std::io::Error::from_raw_os_error(*errno))]
+    Flush { errno: i32 },
+}
+
+/// An unmount that did not happen; the mount is still there and usable.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct UnmountError {
+    pub error: FsError,
+    pub handle: MountHandle,
+}
+
+/// Normalises a key prefix: no leading `/`, one trailing `/`, no empty,
+/// `.` or `..` segment.
+fn normalize_prefix(prefix: &str) -> Result<String, FsError> {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    for seg in trimmed.split('/') {
+        let reason = match seg {
+            "" => "empty path segment",
+            "." | ".." => "`.` and `..` are not allowed",
+            _ => continue,
+        };
+        return Err(FsError::InvalidPrefix { prefix: prefix.to_string(), reason });
+    }
+    Ok(format!("{trimmed}/"))
+}
+
+/// Mounts the objects of `client`'s bucket under `prefix` at `mountpoint`.
+/// Blocks only for the mount itself (milliseconds); the filesystem then
+/// runs on its own threads until the handle is unmounted or dropped.
+pub fn mount(client: S3Client, prefix: &str, mountpoint: &Path, opts: MountOptions) -> Result<MountHandle, FsError> {
+    let prefix = normalize_prefix(prefix)?;
+    mountpoint::prepare(mountpoint)?;
+    std::fs::create_dir_all(&opts.staging_dir).map_err(|e| FsError::Staging { path: opts.staging_dir.clone(), source: e })?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.runtime_threads.max(1))
+        .thread_name("byos3-fs")
+        .enable_all()
+        .build()
+        .map_err(FsError::Runtime)?;
+    let fsname = format!("byos3:{}/{}", client.bucket(), prefix);
+    let core = Arc::new(core::Core::new(client, prefix, opts.clone()));
+    let fs = fuse::Fs { core: core.clone(), rt: rt.handle().clone() };
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::FSName(fsname),
+        fuser::MountOption::Subtype("byos3".into()),
+        fuser::MountOption::NoAtime,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+        fuser::MountOption::DefaultPermissions,
+    ];
+    if opts.read_only {
+        config.mount_options.push(fuser::MountOption::RO);
+    }
+    config.acl = if opts.allow_other { fuser::SessionACL::All } else { fuser::SessionACL::Owner };
+    config.n_threads = Some(opts.fuse_threads.max(1));
+    config.clone_fd = true;
+    let mount_err = |e| FsError::Mount { path: mountpoint.to_path_buf(), source: e };
+    let mut session = fuser::Session::new(fs, mountpoint, &config).map_err(mount_err)?;
+    let _ = core.notifier.set(session.notifier());
+    // Unmounting is ours (busy detection, lazy option); fuser's handle is
+    // only consumed afterwards so it does not try again on drop.
+    let unmounter = session.unmount_callable();
+    let thread = std::thread::Builder::new()
+        .name("byos3-fuse".into())
+        .spawn(move || session.run())
+        .map_err(mount_err)?;
+    let session = Session { thread, unmounter };
+    if opts.kernel_readahead_kb > 0 {
+        mountpoint::set_readahead(mountpoint, opts.kernel_readahead_kb);
+    }
+    let mountpoint = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    tracing::info!(mountpoint = %mountpoint.display(), "mounted");
+    Ok(MountHandle { mountpoint, core, session: Some(session), rt: Some(rt), lazy: opts.lazy_unmount })
+}
+
+struct Session {
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+    unmounter: fuser::SessionUnmounter,
+}
+
+/// A live mount. Unmount it with [`MountHandle::unmount`]; dropping it
+/// flushes what it can and detaches the mount lazily.
+pub struct MountHandle {
+    mountpoint: PathBuf,
+    core: Arc<core::Core>,
+    session: Option<Session>,
+    rt: Option<tokio::runtime::Runtime>,
+    lazy: bool,
+}
+
+impl std::fmt::Debug for MountHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MountHandle").field("mountpoint", &self.mountpoint).field("prefix", &self.core.prefix).finish()
+    }
+}
+
+impl MountHandle {
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Request counters of the mount's S3 client.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.core.client.stats()
+    }
+
+    /// Multipart uploads this mount started, failed, and could not abort
+    /// (server unreachable): `(key, upload id)`. Retried on flush and unmount.
+    pub fn pending_cleanup(&self) -> Vec<(String, String)> {
+        self.core.orphans.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Bytes of the memory budget not in use right now.
+    pub fn memory_available(&self) -> u64 {
+        self.core.budget.available()
+    }
+
+    /// Bytes staged locally right now.
+    pub fn staged_bytes(&self) -> u64 {
+        self.core.staging.used()
+    }
+
+    /// Uploads every open file's pending changes. Blocks the calling
+    /// thread (use `spawn_blocking` from async code).
+    pub fn flush(&self) -> Result<(), FsError> {
+        let Some(rt) = &self.rt else { return Ok(()) };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let core = self.core.clone();
+        rt.spawn(async move {
+            let _ = tx.send(core.flush_all().await);
+        });
+        match rx.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(errno)) => Err(FsError::Flush { errno }),
+            Err(_) => Err(FsError::Flush { errno: libc::EIO }),
+        }
+    }
+
+    /// Flushes, then unmounts. A busy mount fails with [`FsError::Busy`]
+    /// and stays mounted, unless `lazy`: then it is detached now and the
+    /// filesystem keeps serving the processes still inside until they leave.
+    pub fn try_unmount(&mut self, lazy: bool) -> Result<(), FsError> {
+        if self.session.is_none() {
+            return Ok(());
+        }
+        self.flush()?;
+        mountpoint::unmount(&self.mountpoint, lazy)?;
+        self.finish(lazy);
+        tracing::info!(mountpoint = %self.mountpoint.display(), lazy, "unmounted");
+        Ok(())
+    }
+
+    /// Flushes and unmounts (lazily if the options said so). On failure
+    /// the mount is still in place and the handle is given back.
+    pub fn unmount(mut self) -> Result<(), Box<UnmountError>> {
+        let lazy = self.lazy;
+        match self.try_unmount(lazy) {
+            Ok(()) => Ok(()),
+            Err(error) => Err(Box::new(UnmountError { error, handle: self })),
+        }
+    }
+
+    /// Waits for the FUSE threads (or, after a lazy detach, lets a thread
+    /// wait for them) and stops the runtime once they are gone.
+    fn finish(&mut self, lazy: bool) {
+        let Some(mut session) = self.session.take() else { return };
+        // Already unmounted by us: this only disarms fuser's own attempt.
+        let _ = session.unmounter.unmount();
+        let rt = self.rt.take();
+        let join = move || {
+            match session.thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "FUSE session ended with an error"),
+                Err(_) => tracing::error!("FUSE session thread panicked"),
+            }
+            if let Some(rt) = rt {
+                rt.shutdown_background();
+            }
+        };
+        if lazy {
+            std::thread::spawn(join);
+        } else {
+            join();
+        }
+    }
+}
+
+impl Drop for MountHandle {
+    fn drop(&mut self) {
+        if self.session.is_none() {
+            return;
+        }
+        if let Err(e) = self.flush() {
+            tracing::error!(mountpoint = %self.mountpoint.display(), error = %e, "dropping a mount with unflushed changes");
+        }
+        match mountpoint::unmount(&self.mountpoint, false) {
+            Ok(()) => self.finish(false),
+            Err(_) => {
+                let _ = mountpoint::unmount(&self.mountpoint, true);
+                self.finish(true);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_prefix;
+
+    #[test]
+    fn prefixes_are_normalised_and_checked() {
+        assert_eq!(normalize_prefix("").unwrap(), "");
+        assert_eq!(normalize_prefix("/a/b/").unwrap(), "a/b/");
+        assert_eq!(normalize_prefix("a").unwrap(), "a/");
+        assert!(normalize_prefix("a//b").is_err());
+        assert!(normalize_prefix("a/../b").is_err());
+    }
+}

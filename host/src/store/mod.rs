@@ -1,1 +1,191 @@
-//! The durable registry of disks, sandboxes and attachments (issue 4).
+//! The durable registry of tenants, disks, sealed credentials, sandboxes
+//! and attachments.
+//!
+//! Callers see the [`Store`] trait; [`SqliteStore`] implements it on one
+//! machine (SQLite in WAL mode, foreign keys on, numbered migrations run at
+//! open). A PostgreSQL backend for a shared control plane implements the
+//! same trait. Every multi-step change is one transaction, so a crash never
+//! leaves a disk half-registered.
+//!
+//! The methods block (SQLite does I/O); async callers run them on a
+//! blocking thread (`tokio::task::spawn_blocking`).
+
+mod sqlite;
+
+use std::fmt;
+
+pub use sqlite::SqliteStore;
+
+use crate::vault::{SealedCredentials, VaultError};
+
+/// A disk's configuration as the user gave it (normalised). This is what
+/// an idempotent re-registration is compared against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskSpec {
+    pub bucket: String,
+    pub endpoint: String,
+    pub region: Option<String>,
+    pub use_path_style: Option<bool>,
+    /// The plugin asked for explicitly (`config.provider`).
+    pub provider: Option<String>,
+    /// Extra provider options (`config.options`), sorted by key.
+    pub options: Vec<(String, String)>,
+}
+
+/// A registered disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskRecord {
+    /// `disk_<ULID>`
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    /// `s3`
+    pub kind: String,
+    pub spec: DiskSpec,
+    /// The plugin that serves the disk.
+    pub provider: String,
+    /// The signing region the plugin resolved.
+    pub resolved_region: String,
+    /// Whether the plugin resolved path-style addressing.
+    pub resolved_path_style: bool,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A sandbox: a filesystem root the runtime provides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxRecord {
+    /// `sb_<ULID>`
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    /// `creating`, `running`, `stopped`, `failed` or `destroyed`.
+    pub status: String,
+    /// The sandbox's root directory on the host.
+    pub root: String,
+    pub created_at_ms: i64,
+}
+
+/// A disk attached to a sandbox at a mount path. The key is
+/// (sandbox, disk, mount path); a mount path holds one disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachmentRecord {
+    pub tenant: String,
+    pub sandbox_id: String,
+    pub disk_id: String,
+    pub mount_path: String,
+    pub sub_path: String,
+    pub read_only: bool,
+    /// `pending`, `mounted`, `error` or `unmounting`.
+    pub mount_status: String,
+    pub mount_error: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// The master key versions the data was sealed with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultState {
+    /// The version every new seal must use (set by the last rotation).
+    pub current_version: u32,
+    /// Key check values by version (see [`crate::vault::key_check`]).
+    pub checks: Vec<(u32, Vec<u8>)>,
+}
+
+/// A page of a list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique name or mount path is taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    /// The disk has attachments and cannot be deleted.
+    #[error("the disk is attached to {0} sandbox mount(s)")]
+    Attached(u64),
+    /// The credentials were sealed under a key version older than the
+    /// current one (a rotation committed meanwhile): reload keys, re-seal.
+    #[error("sealed under master key version {sealed}, but version {current} is current")]
+    StaleKeyVersion { sealed: u32, current: u32 },
+    /// A rotation could not re-seal a record.
+    #[error("disk {disk_id}: {source}")]
+    Reseal {
+        disk_id: String,
+        #[source]
+        source: VaultError,
+    },
+    #[error("the database schema is version {found}, newer than this byos3 knows ({known}); upgrade byos3")]
+    SchemaTooNew { found: u32, known: u32 },
+    #[error("database: {0}")]
+    Database(String),
+}
+
+/// The registry. Tenancy is part of every key: a lookup with another
+/// tenant finds nothing.
+pub trait Store: Send + Sync + fmt::Debug {
+    // ---- disks ----
+
+    /// Inserts the disk and its sealed credentials in one transaction
+    /// (creating the tenant row on first use). `Conflict` if the name is
+    /// taken; `StaleKeyVersion` if a rotation made another key current.
+    fn create_disk(&self, disk: &DiskRecord, creds: &SealedCredentials) -> Result<(), StoreError>;
+    /// A disk by id (`disk_...`) or name.
+    fn find_disk(&self, tenant: &str, id_or_name: &str) -> Result<Option<DiskRecord>, StoreError>;
+    /// A page of the tenant's disks, oldest first, and the total count.
+    fn list_disks(&self, tenant: &str, page: Page) -> Result<(Vec<DiskRecord>, u64), StoreError>;
+    fn sealed_credentials(&self, tenant: &str, disk_id: &str) -> Result<Option<SealedCredentials>, StoreError>;
+    /// Replaces the sealed credentials (`NotFound`, `StaleKeyVersion`).
+    fn replace_credentials(&self, tenant: &str, disk_id: &str, creds: &SealedCredentials, now_ms: i64) -> Result<(), StoreError>;
+    /// Deletes the disk and its credentials (`NotFound`, `Attached`).
+    fn delete_disk(&self, tenant: &str, disk_id: &str) -> Result<(), StoreError>;
+
+    // ---- vault ----
+
+    fn vault_state(&self) -> Result<Option<VaultState>, StoreError>;
+    /// Records `version` and its key check as current if no state exists
+    /// yet; returns the state either way.
+    fn init_vault(&self, version: u32, check: &[u8]) -> Result<VaultState, StoreError>;
+    /// In one transaction: re-seals every credential record with `reseal`
+    /// (tenant, disk id, old sealed record), records `check` for
+    /// `new_version`, makes it current and drops older checks. Any failure
+    /// rolls everything back. Returns the number of records re-sealed.
+    #[allow(clippy::type_complexity)]
+    fn rotate_key(
+        &self,
+        new_version: u32,
+        check: &[u8],
+        reseal: &mut dyn FnMut(&str, &str, &SealedCredentials) -> Result<SealedCredentials, VaultError>,
+    ) -> Result<usize, StoreError>;
+
+    // ---- sandboxes and attachments ----
+
+    fn create_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StoreError>;
+    /// A sandbox by id (`sb_...`) or name.
+    fn find_sandbox(&self, tenant: &str, id_or_name: &str) -> Result<Option<SandboxRecord>, StoreError>;
+    fn list_sandboxes(&self, tenant: &str, page: Page) -> Result<(Vec<SandboxRecord>, u64), StoreError>;
+    fn set_sandbox_status(&self, tenant: &str, sandbox_id: &str, status: &str) -> Result<(), StoreError>;
+    /// Deletes the sandbox and (cascading) its attachment rows.
+    fn delete_sandbox(&self, tenant: &str, sandbox_id: &str) -> Result<(), StoreError>;
+    /// `Conflict` if the mount path of that sandbox is in use; `NotFound`
+    /// if the sandbox or disk is not the tenant's.
+    fn create_attachment(&self, attachment: &AttachmentRecord) -> Result<(), StoreError>;
+    fn list_attachments(&self, tenant: &str, sandbox_id: &str, page: Page) -> Result<(Vec<AttachmentRecord>, u64), StoreError>;
+    fn set_attachment_status(
+        &self,
+        tenant: &str,
+        sandbox_id: &str,
+        mount_path: &str,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+    fn delete_attachment(&self, tenant: &str, sandbox_id: &str, disk_id: &str, mount_path: &str) -> Result<(), StoreError>;
+    /// Every attachment of every tenant (re-attach after a restart).
+    fn all_attachments(&self) -> Result<Vec<AttachmentRecord>, StoreError>;
+}

@@ -11,6 +11,8 @@ fn main() -> Result<()> {
             size: mib("BENCH_SIZE_MIB", 256),
             par_size: mib("BENCH_PAR_SIZE_MIB", 64),
         }),
-        other => bail!("unknown benchmark {other:?} (known: s3)"),
+        "attach" => byos3_tests::bench_attach::run(),
+        "plugins" => byos3_tests::bench_plugins::run(),
+        other => bail!("unknown benchmark {other:?} (known: s3, plugins, attach; fs runs through scripts/bench-fs)"),
     }
 }

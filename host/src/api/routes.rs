@@ -1,0 +1,164 @@
+//! Route table and dispatch: authentication first (everything but
+//! `/healthz`), then path and method.
+
+use std::sync::Arc;
+
+use http::{header, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
+use serde_json::json;
+
+use super::envelope::{success, ApiError, Body};
+use super::json::unknown_field;
+use super::server::RequestLog;
+use super::{disks, AppState};
+use crate::store::Page;
+
+/// Every route the server answers: (method, path as in the OpenAPI
+/// description). A test checks this table, the dispatcher and
+/// `openapi.json` agree.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/disks"),
+    ("POST", "/v1/disks"),
+    ("GET", "/v1/disks/{id}"),
+    ("PATCH", "/v1/disks/{id}"),
+    ("DELETE", "/v1/disks/{id}"),
+];
+
+/// The default and largest page sizes.
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+
+fn method_not_allowed(allow: &'static str) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("this route answers {allow}"))
+        .with_header(header::ALLOW, allow)
+}
+
+/// The tenant of the request's `X-Api-Key`.
+fn authenticate(state: &AppState, req: &Request<Incoming>) -> Result<String, ApiError> {
+    let mut values = req.headers().get_all("x-api-key").iter();
+    let (Some(key), None) = (values.next(), values.next()) else {
+        return Err(ApiError::unauthorized("missing X-Api-Key header; send your API key in it"));
+    };
+    state
+        .keys
+        .authenticate(key.as_bytes())
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::unauthorized("unknown API key"))
+}
+
+pub(crate) async fn route(state: &Arc<AppState>, req: Request<Incoming>, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    if path == "/healthz" {
+        if method != Method::GET {
+            return Err(method_not_allowed("GET"));
+        }
+        return Ok(success(StatusCode::OK, json!({"ok": true})));
+    }
+    let tenant = authenticate(state, &req)?;
+    log.tenant = Some(tenant.clone());
+
+    let segments: Vec<String> = match path.strip_prefix("/v1/") {
+        Some(rest) => rest.split('/').map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned()).collect(),
+        None => Vec::new(),
+    };
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match segs.as_slice() {
+        ["openapi.json"] => {
+            if method != Method::GET {
+                return Err(method_not_allowed("GET"));
+            }
+            no_query(&req)?;
+            let mut resp = Response::new(Body::from(super::OPENAPI_JSON));
+            resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            Ok(resp)
+        }
+        ["disks"] => match method {
+            Method::GET => {
+                let page = pagination(&req)?;
+                disks::list(state, &tenant, page).await
+            }
+            Method::POST => {
+                no_query(&req)?;
+                disks::create(state, &tenant, req).await
+            }
+            _ => Err(method_not_allowed("GET, POST")),
+        },
+        ["disks", id] => {
+            let id = id.to_string();
+            match method {
+                Method::GET => {
+                    no_query(&req)?;
+                    disks::show(state, &tenant, &id).await
+                }
+                Method::PATCH => {
+                    no_query(&req)?;
+                    disks::rotate(state, &tenant, &id, req).await
+                }
+                Method::DELETE => {
+                    no_query(&req)?;
+                    disks::delete(state, &tenant, &id).await
+                }
+                _ => Err(method_not_allowed("GET, PATCH, DELETE")),
+            }
+        }
+        _ => Err(ApiError::not_found(format!("no route {method} {path}; see GET /v1/openapi.json"))),
+    }
+}
+
+fn query_pairs(req: &Request<Incoming>) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+fn no_query(req: &Request<Incoming>) -> Result<(), ApiError> {
+    match query_pairs(req).into_iter().next() {
+        Some((k, _)) => Err(ApiError::field("unknown_query_parameter", &k, format!("unknown query parameter {k:?}; this route takes none"))),
+        None => Ok(()),
+    }
+}
+
+/// `limit` (1..=500, default 50) and `offset` (default 0).
+pub(crate) fn pagination(req: &Request<Incoming>) -> Result<Page, ApiError> {
+    let mut page = Page { limit: DEFAULT_LIMIT, offset: 0 };
+    let mut seen = Vec::new();
+    for (k, v) in query_pairs(req) {
+        if seen.contains(&k) {
+            return Err(ApiError::field("invalid_query", &k, format!("query parameter {k:?} is given twice")));
+        }
+        match k.as_str() {
+            "limit" => {
+                page.limit = v.parse::<u32>().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
+                    ApiError::field("invalid_query", "limit", format!("limit must be an integer from 1 to {MAX_LIMIT}"))
+                })?
+            }
+            "offset" => {
+                page.offset = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|o| *o <= i64::MAX as u64)
+                    .ok_or_else(|| ApiError::field("invalid_query", "offset", "offset must be a non-negative integer"))?
+            }
+            other => {
+                let mut e = unknown_field("", other, &["limit", "offset"]);
+                e.code = "unknown_query_parameter";
+                e.message = e.message.replacen("unknown field", "unknown query parameter", 1);
+                return Err(e);
+            }
+        }
+        seen.push(k);
+    }
+    Ok(page)
+}

@@ -1,0 +1,260 @@
+//! The inode table: stable inode numbers for the paths the kernel knows,
+//! with their cached attributes.
+//!
+//! An inode number is never reused while the mount lives, so the FUSE
+//! generation is always 0. A path keeps its inode as long as the kernel
+//! holds a lookup on it (or a handle is open); a path whose kind changed
+//! behind our back (file deleted, directory of that name created) gets a
+//! fresh inode and the old one lingers until the kernel forgets it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime};
+
+pub(crate) const ROOT: u64 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    Dir,
+}
+
+/// What a listing or HeadObject said about a name.
+#[derive(Clone, Debug)]
+pub(crate) struct Meta {
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub etag: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Node {
+    pub ino: u64,
+    pub parent: u64,
+    pub name: String,
+    /// Path relative to the mount's prefix, `/`-separated, "" for the root.
+    pub path: String,
+    pub meta: Meta,
+    /// Until when `meta` is trusted without asking the server.
+    pub valid_until: Instant,
+    /// Lookups the kernel holds (FUSE `nlookup`).
+    pub lookups: u64,
+    /// Open file handles.
+    pub open: u32,
+    /// Handles that may still change the content: size comes from them.
+    pub writers: u32,
+    /// Created here and not uploaded yet: visible only through this mount.
+    pub local: bool,
+    /// Removed from the namespace (unlinked or replaced) while still known.
+    pub detached: bool,
+}
+
+struct Tables {
+    nodes: HashMap<u64, Node>,
+    children: HashMap<(u64, String), u64>,
+    next: u64,
+}
+
+pub(crate) struct InodeTable {
+    t: Mutex<Tables>,
+}
+
+impl InodeTable {
+    pub fn new(root_mtime: SystemTime) -> Self {
+        let root = Node {
+            ino: ROOT,
+            parent: ROOT,
+            name: String::new(),
+            path: String::new(),
+            meta: Meta { kind: Kind::Dir, size: 0, mtime: root_mtime, etag: None },
+            valid_until: far_future(),
+            lookups: 1,
+            open: 0,
+            writers: 0,
+            local: false,
+            detached: false,
+        };
+        let mut nodes = HashMap::new();
+        nodes.insert(ROOT, root);
+        Self { t: Mutex::new(Tables { nodes, children: HashMap::new(), next: ROOT + 1 }) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.t.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, ino: u64) -> Option<Node> {
+        self.lock().nodes.get(&ino).cloned()
+    }
+
+    pub fn child(&self, parent: u64, name: &str) -> Option<Node> {
+        let t = self.lock();
+        let ino = t.children.get(&(parent, name.to_string()))?;
+        t.nodes.get(ino).cloned()
+    }
+
+    /// Records `name` under `parent` with `meta`, keeping its inode when the
+    /// kind is unchanged. `lookup` adds one kernel lookup. Returns the node.
+    pub fn upsert(&self, parent: u64, name: &str, meta: Meta, valid_until: Instant, lookup: bool) -> Option<Node> {
+        let mut t = self.lock();
+        let parent_path = t.nodes.get(&parent)?.path.clone();
+        let key = (parent, name.to_string());
+        if let Some(&ino) = t.children.get(&key) {
+            let node = t.nodes.get_mut(&ino)?;
+            if node.meta.kind == meta.kind {
+                // A file with writers is the truth here, not the server.
+                if node.writers == 0 && !node.local {
+                    node.meta = meta;
+                    node.valid_until = valid_until;
+                } else if node.meta.kind == Kind::Dir {
+                    node.valid_until = valid_until;
+                }
+                if lookup {
+                    node.lookups += 1;
+                }
+                return Some(node.clone());
+            }
+            if node.writers > 0 || node.local {
+                // Our own pending file shadows what the server says.
+                if lookup {
+                    node.lookups += 1;
+                }
+                return Some(node.clone());
+            }
+            node.detached = true;
+            t.children.remove(&key);
+            Self::gc(&mut t, ino);
+        }
+        let ino = t.next;
+        t.next += 1;
+        let path = join(&parent_path, name);
+        let node = Node {
+            ino,
+            parent,
+            name: name.to_string(),
+            path,
+            meta,
+            valid_until,
+            lookups: u64::from(lookup),
+            open: 0,
+            writers: 0,
+            local: false,
+            detached: false,
+        };
+        t.nodes.insert(ino, node.clone());
+        t.children.insert(key, ino);
+        Some(node)
+    }
+
+    /// Applies `f` to the node; returns its result.
+    pub fn update<R>(&self, ino: u64, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
+        let mut t = self.lock();
+        t.nodes.get_mut(&ino).map(f)
+    }
+
+    /// Removes `name` from `parent` (unlink, rmdir, or found gone).
+    pub fn remove_child(&self, parent: u64, name: &str) {
+        let mut t = self.lock();
+        if let Some(ino) = t.children.remove(&(parent, name.to_string())) {
+            if let Some(n) = t.nodes.get_mut(&ino) {
+                n.detached = true;
+            }
+            Self::gc(&mut t, ino);
+        }
+    }
+
+    /// Moves a node (and, for a directory, the paths of everything known
+    /// below it) to a new parent and name. A node already at the target is
+    /// detached.
+    pub fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) {
+        let mut t = self.lock();
+        let Some(ino) = t.children.remove(&(parent, name.to_string())) else { return };
+        if let Some(old) = t.children.remove(&(new_parent, new_name.to_string())) {
+            if let Some(n) = t.nodes.get_mut(&old) {
+                n.detached = true;
+            }
+            Self::gc(&mut t, old);
+        }
+        let Some(new_parent_path) = t.nodes.get(&new_parent).map(|n| n.path.clone()) else { return };
+        let new_path = join(&new_parent_path, new_name);
+        let Some(node) = t.nodes.get_mut(&ino) else { return };
+        let old_path = std::mem::replace(&mut node.path, new_path.clone());
+        node.parent = new_parent;
+        node.name = new_name.to_string();
+        let is_dir = node.meta.kind == Kind::Dir;
+        t.children.insert((new_parent, new_name.to_string()), ino);
+        if is_dir {
+            let old_prefix = format!("{old_path}/");
+            for n in t.nodes.values_mut() {
+                if let Some(rest) = n.path.strip_prefix(&old_prefix) {
+                    n.path = format!("{new_path}/{rest}");
+                }
+            }
+        }
+    }
+
+    /// The kernel dropped `n` lookups.
+    pub fn forget(&self, ino: u64, n: u64) {
+        if ino == ROOT {
+            return;
+        }
+        let mut t = self.lock();
+        if let Some(node) = t.nodes.get_mut(&ino) {
+            node.lookups = node.lookups.saturating_sub(n);
+        }
+        Self::gc(&mut t, ino);
+    }
+
+    /// Drops a node nobody holds any more.
+    fn gc(t: &mut Tables, ino: u64) {
+        let Some(node) = t.nodes.get(&ino) else { return };
+        if ino == ROOT || node.lookups > 0 || node.open > 0 {
+            return;
+        }
+        let key = (node.parent, node.name.clone());
+        let detached = node.detached;
+        if !detached && t.children.get(&key) == Some(&ino) {
+            // Still in the namespace: keep the number stable while the
+            // path exists; it costs one entry.
+            if !node.local {
+                return;
+            }
+        }
+        t.nodes.remove(&ino);
+        if t.children.get(&key) == Some(&ino) {
+            t.children.remove(&key);
+        }
+    }
+
+    /// Re-checks a node after a handle closed.
+    pub fn release(&self, ino: u64) {
+        let mut t = self.lock();
+        Self::gc(&mut t, ino);
+    }
+
+    /// Children known locally (created here and not uploaded yet) of `dir`.
+    pub fn local_children(&self, dir: u64) -> Vec<Node> {
+        let t = self.lock();
+        t.nodes.values().filter(|n| n.parent == dir && !n.detached && (n.local || n.writers > 0) && n.ino != ROOT).cloned().collect()
+    }
+
+    /// Whether any node below the directory path `path` is still only local.
+    pub fn has_local_below(&self, path: &str) -> bool {
+        let t = self.lock();
+        let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
+        t.nodes.values().any(|n| !n.detached && n.local && n.path.starts_with(&prefix) && n.ino != ROOT)
+    }
+}
+
+pub(crate) fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+pub(crate) fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(100 * 365 * 86_400)
+}

@@ -1,0 +1,181 @@
+//! Directory listings: one delimited ListObjectsV2 walk per directory,
+//! cached for the listing TTL so lookups and `ls -l` need no HeadObject.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::TryStreamExt;
+
+use super::inode::{Kind, Meta};
+use crate::s3::{S3Client, S3Error};
+
+/// Whether an S3 key segment can be a file name here.
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && name.len() <= 255 && !name.contains('\0') && !name.contains('/')
+}
+
+/// A directory's entries by name, directories winning over files of the
+/// same name.
+pub(crate) type Entries = BTreeMap<String, Meta>;
+
+/// Lists the direct children of the directory whose key prefix is
+/// `dir_prefix` ("" or ending in `/`), every page.
+pub(crate) async fn list_dir(client: &S3Client, dir_prefix: &str, now: SystemTime) -> Result<Entries, S3Error> {
+    let mut out = Entries::new();
+    let mut pages = std::pin::pin!(client.list_pages(dir_prefix.to_string(), Some("/".to_string()), Some(1000)));
+    while let Some(page) = pages.try_next().await? {
+        for p in page.prefixes {
+            let Some(name) = p.strip_prefix(dir_prefix).and_then(|n| n.strip_suffix('/')) else { continue };
+            if !valid_name(name) {
+                tracing::warn!(key = %p, "skipping a key prefix that cannot be a directory name");
+                continue;
+            }
+            out.insert(name.to_string(), Meta { kind: Kind::Dir, size: 0, mtime: now, etag: None });
+        }
+        for o in page.objects {
+            let Some(name) = o.key.strip_prefix(dir_prefix) else { continue };
+            if name.is_empty() {
+                continue; // the directory's own marker
+            }
+            if !valid_name(name) {
+                tracing::warn!(key = %o.key, "skipping a key that cannot be a file name");
+                continue;
+            }
+            if out.get(name).is_some_and(|m| m.kind == Kind::Dir) {
+                tracing::debug!(key = %o.key, "file shadowed by a directory of the same name");
+                continue;
+            }
+            let mtime = parse_rfc3339(&o.last_modified).unwrap_or(now);
+            out.insert(name.to_string(), Meta { kind: Kind::File, size: o.size, mtime, etag: o.etag });
+        }
+    }
+    Ok(out)
+}
+
+struct Cached {
+    entries: Entries,
+    fetched: Instant,
+}
+
+/// Listings by directory inode, trusted for a TTL and kept in step with
+/// the changes made through this mount.
+pub(crate) struct ListingCache {
+    ttl: Duration,
+    map: Mutex<HashMap<u64, Cached>>,
+}
+
+impl ListingCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, map: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Cached>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The fresh listing of `dir`, if any.
+    pub fn get(&self, dir: u64) -> Option<Entries> {
+        let m = self.lock();
+        let c = m.get(&dir)?;
+        (c.fetched.elapsed() < self.ttl).then(|| c.entries.clone())
+    }
+
+    /// What a fresh listing says of one name: `Some(None)` is a trusted "absent".
+    pub fn lookup(&self, dir: u64, name: &str) -> Option<Option<Meta>> {
+        let m = self.lock();
+        let c = m.get(&dir)?;
+        (c.fetched.elapsed() < self.ttl).then(|| c.entries.get(name).cloned())
+    }
+
+    /// Entries of an expired listing of `dir`, if one is still held.
+    pub fn stale_len(&self, dir: u64) -> Option<usize> {
+        self.lock().get(&dir).map(|c| c.entries.len())
+    }
+
+    pub fn put(&self, dir: u64, entries: Entries) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        self.lock().insert(dir, Cached { entries, fetched: Instant::now() });
+    }
+
+    /// Records a change made through the mount.
+    pub fn set(&self, dir: u64, name: &str, meta: Option<Meta>) {
+        let mut m = self.lock();
+        if let Some(c) = m.get_mut(&dir) {
+            match meta {
+                Some(meta) => {
+                    c.entries.insert(name.to_string(), meta);
+                }
+                None => {
+                    c.entries.remove(name);
+                }
+            }
+        }
+    }
+
+    /// A directory whose contents are known to be exactly `entries` (mkdir).
+    pub fn put_empty(&self, dir: u64) {
+        self.put(dir, Entries::new());
+    }
+
+    pub fn invalidate(&self, dir: u64) {
+        self.lock().remove(&dir);
+    }
+}
+
+/// Parses the `LastModified` of a listing (`2024-01-02T03:04:05.000Z`).
+pub(crate) fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let s = s.trim();
+    let (date, rest) = s.split_once('T')?;
+    let mut d = date.split('-');
+    let (y, mo, da): (i64, i64, i64) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let time = rest.trim_end_matches('Z');
+    let time = time.split(['+']).next()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.split(':');
+    let (h, mi, se): (u64, u64, u64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?, t.next()?.parse().ok()?);
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().take_while(char::is_ascii_digit).take(9).collect();
+        format!("{digits:0<9}").parse().ok()?
+    };
+    let days = days_from_civil(y, mo, da);
+    let secs = u64::try_from(days.checked_mul(86_400)?).ok()? + h * 3600 + mi * 60 + se;
+    Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listing_dates() {
+        let t = parse_rfc3339("1994-11-06T08:49:37.250Z").unwrap();
+        let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(d.as_secs(), 784_111_777);
+        assert_eq!(d.subsec_millis(), 250);
+        assert!(parse_rfc3339("garbage").is_none());
+    }
+
+    #[test]
+    fn rejects_names_that_cannot_be_files() {
+        for bad in ["", ".", "..", "a/b", &"x".repeat(256)] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+        assert!(valid_name("a b+c%.txt"));
+    }
+}

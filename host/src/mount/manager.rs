@@ -1,0 +1,247 @@
+//! The mount table: which disk is mounted where in which sandbox, and the
+//! attach/detach transitions between those states.
+
+use std::sync::{Arc, Mutex};
+
+use crate::fs::{self, FsError, MountHandle, MountOptions};
+use crate::s3::{Credentials, S3Client};
+
+use super::paths::{MountPath, PathError, SubPath};
+use super::sandbox::{SandboxError, SandboxResolver};
+
+/// What to mount where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachRequest {
+    pub sandbox_id: String,
+    pub disk_id: String,
+    pub mount_path: MountPath,
+    pub sub_path: SubPath,
+    pub read_only: bool,
+}
+
+/// The state of one attachment, as the API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountStatus {
+    Pending,
+    Mounted,
+    Error,
+    Unmounting,
+}
+
+/// One row of [`MountManager::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentState {
+    pub request: AttachRequest,
+    pub status: MountStatus,
+    pub error: Option<String>,
+}
+
+/// Why an attach failed. Nothing is mounted after an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("sandbox {0:?} is not running; start it before attaching disks")]
+    NotRunning(String),
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("cannot create the mount point {path}: {source}")]
+    MountPoint { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error("the mount task failed: {0}")]
+    Task(String),
+}
+
+/// Why a detach failed. The mount is still in place after an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DetachError {
+    #[error("disk {disk_id:?} is not attached to sandbox {sandbox_id:?} at {mount_path}")]
+    NotAttached { sandbox_id: String, disk_id: String, mount_path: String },
+    #[error("{0:?} is already being detached")]
+    InProgress(String),
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error("the unmount task failed: {0}")]
+    Task(String),
+}
+
+struct Entry {
+    request: AttachRequest,
+    status: MountStatus,
+    error: Option<String>,
+    client: S3Client,
+    handle: Option<MountHandle>,
+}
+
+/// Mounts disks into sandboxes and keeps track of them.
+pub struct MountManager {
+    resolver: Arc<dyn SandboxResolver>,
+    options: MountOptions,
+    table: Mutex<Vec<Entry>>,
+}
+
+impl MountManager {
+    /// `options` is the template of every mount (staging dir, budgets,
+    /// TTLs); `read_only` comes from each attach request.
+    pub fn new(resolver: Arc<dyn SandboxResolver>, options: MountOptions) -> Self {
+        Self { resolver, options, table: Mutex::new(Vec::new()) }
+    }
+
+    pub fn resolver(&self) -> &Arc<dyn SandboxResolver> {
+        &self.resolver
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Mounts `client`'s bucket under `request.sub_path` at
+    /// `request.mount_path` inside the sandbox; returns once the mount is
+    /// usable. Attaching the same disk at the same path again with the
+    /// same settings is a no-op.
+    pub async fn attach(&self, request: AttachRequest, client: S3Client) -> Result<(), AttachError> {
+        let sandbox = self.resolver.resolve(&request.sandbox_id)?;
+        if !sandbox.running {
+            return Err(AttachError::NotRunning(request.sandbox_id.clone()));
+        }
+        let host_path = request.mount_path.host_path(&sandbox.root)?;
+        {
+            let mut table = self.table();
+            let same_sandbox = table.iter().filter(|e| e.request.sandbox_id == request.sandbox_id);
+            if let Some(existing) = same_sandbox.clone().find(|e| e.request == request && e.status == MountStatus::Mounted) {
+                tracing::debug!(mount_path = %existing.request.mount_path, "already attached");
+                return Ok(());
+            }
+            request.mount_path.check_free(same_sandbox.map(|e| &e.request.mount_path))?;
+            table.push(Entry { request: request.clone(), status: MountStatus::Pending, error: None, client: client.clone(), handle: None });
+        }
+        let result = self.mount_now(&request, client, host_path).await;
+        let mut table = self.table();
+        let idx = table.iter().position(|e| e.request == request && e.status == MountStatus::Pending);
+        match (result, idx) {
+            (Ok(handle), Some(i)) => {
+                table[i].status = MountStatus::Mounted;
+                table[i].handle = Some(handle);
+                tracing::info!(sandbox = %request.sandbox_id, disk = %request.disk_id, mount_path = %request.mount_path, "attached");
+                Ok(())
+            }
+            (Ok(handle), None) => {
+                // The entry vanished (shutdown raced us): do not leak the mount.
+                drop(table);
+                let _ = tokio::task::spawn_blocking(move || handle.unmount()).await;
+                Err(AttachError::Task("the attachment was cancelled while mounting".into()))
+            }
+            (Err(e), idx) => {
+                if let Some(i) = idx {
+                    table.remove(i);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn mount_now(&self, request: &AttachRequest, client: S3Client, host_path: std::path::PathBuf) -> Result<MountHandle, AttachError> {
+        std::fs::create_dir_all(&host_path)
+            .map_err(|source| AttachError::MountPoint { path: request.mount_path.to_string(), source })?;
+        let mut opts = self.options.clone();
+        opts.read_only = request.read_only;
+        let prefix = request.sub_path.as_prefix().to_string();
+        tokio::task::spawn_blocking(move || fs::mount(client, &prefix, &host_path, opts))
+            .await
+            .map_err(|e| AttachError::Task(e.to_string()))?
+            .map_err(AttachError::from)
+    }
+
+    /// Flushes pending uploads and unmounts. The bucket is not touched.
+    pub async fn detach(&self, sandbox_id: &str, disk_id: &str, mount_path: &MountPath) -> Result<(), DetachError> {
+        let handle = {
+            let mut table = self.table();
+            let entry = table
+                .iter_mut()
+                .find(|e| e.request.sandbox_id == sandbox_id && e.request.disk_id == disk_id && &e.request.mount_path == mount_path)
+                .ok_or_else(|| DetachError::NotAttached {
+                    sandbox_id: sandbox_id.into(),
+                    disk_id: disk_id.into(),
+                    mount_path: mount_path.to_string(),
+                })?;
+            match entry.status {
+                MountStatus::Unmounting | MountStatus::Pending => return Err(DetachError::InProgress(mount_path.to_string())),
+                MountStatus::Mounted | MountStatus::Error => {}
+            }
+            entry.status = MountStatus::Unmounting;
+            entry.handle.take()
+        };
+        let outcome = match handle {
+            Some(h) => tokio::task::spawn_blocking(move || h.unmount().map_err(|e| *e))
+                .await
+                .map_err(|e| DetachError::Task(e.to_string()))?,
+            None => Ok(()),
+        };
+        let mut table = self.table();
+        let idx = table
+            .iter()
+            .position(|e| e.request.sandbox_id == sandbox_id && e.request.disk_id == disk_id && &e.request.mount_path == mount_path);
+        match outcome {
+            Ok(()) => {
+                if let Some(i) = idx {
+                    table.remove(i);
+                }
+                tracing::info!(sandbox = sandbox_id, disk = disk_id, %mount_path, "detached");
+                Ok(())
+            }
+            Err(fs::UnmountError { error, handle }) => {
+                if let Some(i) = idx {
+                    table[i].status = MountStatus::Mounted;
+                    table[i].handle = Some(handle);
+                }
+                Err(DetachError::Fs(error))
+            }
+        }
+    }
+
+    /// Every attachment of `sandbox_id` (all sandboxes with `None`).
+    pub fn list(&self, sandbox_id: Option<&str>) -> Vec<AttachmentState> {
+        self.table()
+            .iter()
+            .filter(|e| sandbox_id.is_none_or(|s| e.request.sandbox_id == s))
+            .map(|e| AttachmentState { request: e.request.clone(), status: e.status, error: e.error.clone() })
+            .collect()
+    }
+
+    /// Whether `disk_id` is attached anywhere.
+    pub fn is_attached(&self, disk_id: &str) -> bool {
+        self.table().iter().any(|e| e.request.disk_id == disk_id)
+    }
+
+    /// Uses `credentials` for every later request of every mount of `disk_id`.
+    pub fn rotate_credentials(&self, disk_id: &str, credentials: &Credentials) {
+        for e in self.table().iter().filter(|e| e.request.disk_id == disk_id) {
+            e.client.set_credentials(credentials.clone());
+        }
+    }
+
+    /// Detaches every disk of `sandbox_id`; returns the failures.
+    pub async fn detach_sandbox(&self, sandbox_id: &str) -> Vec<(AttachRequest, DetachError)> {
+        let requests: Vec<AttachRequest> = self.list(Some(sandbox_id)).into_iter().map(|s| s.request).collect();
+        let mut failures = Vec::new();
+        for r in requests {
+            if let Err(e) = self.detach(&r.sandbox_id, &r.disk_id, &r.mount_path).await {
+                failures.push((r, e));
+            }
+        }
+        failures
+    }
+
+    /// Detaches everything (daemon shutdown); returns the failures.
+    pub async fn shutdown(&self) -> Vec<(AttachRequest, DetachError)> {
+        let mut sandboxes: Vec<String> = self.list(None).into_iter().map(|s| s.request.sandbox_id).collect();
+        sandboxes.dedup();
+        let mut failures = Vec::new();
+        for s in sandboxes {
+            failures.extend(self.detach_sandbox(&s).await);
+        }
+        failures
+    }
+}

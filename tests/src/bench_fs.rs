@@ -1,0 +1,437 @@
+//! `bench-fs`: the filesystem benchmark, side by side on one Garage
+//! server and the same objects: byos3's mount, the raw S3 client (the
+//! ceiling), and the peer mounts installed here (s3fs, rclone).
+//!
+//! Usage: `bench-fs --byos3 PATH/TO/byos3 [--size-mib 1024] [--files 1000] [--only byos3,s3fs,...]`
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use byos3::s3::{Addressing, Payload, S3Client};
+use byos3_tests::{pattern, Garage};
+use rand::{Rng, SeedableRng};
+
+const MIB: u64 = 1024 * 1024;
+
+struct Args {
+    byos3: PathBuf,
+    size_mib: u64,
+    files: usize,
+    only: Option<Vec<String>>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args { byos3: PathBuf::from("target/release/byos3"), size_mib: 1024, files: 1000, only: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--byos3" => a.byos3 = PathBuf::from(val()?),
+            "--size-mib" => a.size_mib = val()?.parse()?,
+            "--files" => a.files = val()?.parse()?,
+            "--only" => a.only = Some(val()?.split(',').map(str::to_string).collect()),
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    Ok(a)
+}
+
+#[derive(Default, Clone)]
+struct Row {
+    name: String,
+    seq_read_1: Option<f64>,
+    seq_read_4: Option<f64>,
+    seq_write: Option<f64>,
+    rand_4k: Option<f64>,
+    rand_256k: Option<f64>,
+    small_files: Option<f64>,
+    ls_l: Option<f64>,
+    peak_rss_mib: Option<f64>,
+    note: String,
+}
+
+fn mbps(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / MIB as f64 / d.as_secs_f64()
+}
+
+fn drop_caches() {
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+}
+
+fn is_mounted(p: &Path) -> bool {
+    let want = p.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|s| s.lines().any(|l| l.split(' ').nth(4) == Some(&want)))
+}
+
+fn peak_rss(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// A mount process; unmounted and reaped on drop.
+struct MountProc {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for MountProc {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if is_mounted(&self.dir) {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_mounted(m: &mut MountProc) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !is_mounted(&m.dir) {
+        if let Some(st) = m.child.try_wait()? {
+            bail!("mount process exited: {st}");
+        }
+        if Instant::now() > deadline {
+            bail!("not mounted after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn start_mount(kind: &str, args: &Args, g: &Garage, dir: &Path, work: &Path) -> Result<MountProc> {
+    let url = g.endpoint_url();
+    let mut cmd = match kind {
+        "byos3" => {
+            let mut c = Command::new(&args.byos3);
+            c.arg("mount").arg(format!("{}/bench", g.bucket)).arg(dir).args(["--endpoint", &url, "--path-style", "--region", &g.region]);
+            c.env("AWS_ACCESS_KEY_ID", &g.access_key).env("AWS_SECRET_ACCESS_KEY", &g.secret_key).env("BYOS3_LOG", "warn");
+            c
+        }
+        "s3fs" => {
+            let pw = work.join("s3fs.passwd");
+            std::fs::write(&pw, format!("{}:{}\n", g.access_key, g.secret_key))?;
+            Command::new("chmod").arg("600").arg(&pw).status()?;
+            let mut c = Command::new("s3fs");
+            c.arg(format!("{}:/bench", g.bucket)).arg(dir).arg("-f").args([
+                "-o",
+                &format!("url={url}"),
+                "-o",
+                "use_path_request_style",
+                "-o",
+                &format!("passwd_file={}", pw.display()),
+                "-o",
+                &format!("endpoint={}", g.region),
+            ]);
+            c
+        }
+        k if k.starts_with("rclone") => {
+            let mode = if k.ends_with("writes") { "writes" } else { "off" };
+            let mut c = Command::new("rclone");
+            c.env_remove("AWS_CA_BUNDLE");
+            c.arg("mount").arg(format!(":s3:{}/bench", g.bucket)).arg(dir).args([
+                "--s3-provider",
+                "Other",
+                "--s3-endpoint",
+                &url,
+                "--s3-access-key-id",
+                &g.access_key,
+                "--s3-secret-access-key",
+                &g.secret_key,
+                "--s3-region",
+                &g.region,
+                "--s3-force-path-style",
+                "--vfs-cache-mode",
+                mode,
+                "--vfs-write-back",
+                "0s",
+                "--cache-dir",
+                &work.join("rclone-cache").to_string_lossy(),
+            ]);
+            c
+        }
+        other => bail!("unknown mount kind {other}"),
+    };
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+    let child = cmd.spawn().with_context(|| format!("starting {kind}"))?;
+    let mut m = MountProc { child, dir: dir.to_path_buf() };
+    wait_mounted(&mut m)?;
+    Ok(m)
+}
+
+fn read_seq(path: &Path, range: std::ops::Range<u64>) -> Result<u64> {
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(range.start))?;
+    let mut buf = vec![0u8; MIB as usize];
+    let mut left = range.end - range.start;
+    while left > 0 {
+        let n = f.read(&mut buf[..left.min(MIB) as usize])?;
+        if n == 0 {
+            bail!("short read");
+        }
+        left -= n as u64;
+    }
+    Ok(range.end - range.start)
+}
+
+fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio::runtime::Runtime) -> Result<Row> {
+    let work = tempfile::tempdir()?;
+    let dir = work.path().join("mnt");
+    std::fs::create_dir(&dir)?;
+    let size = args.size_mib * MIB;
+    let mut row = Row { name: kind.to_string(), ..Row::default() };
+    drop_caches();
+    let m = start_mount(kind, args, g, &dir, work.path())?;
+    let obj = dir.join("seq.bin");
+
+    let t = Instant::now();
+    read_seq(&obj, 0..size)?;
+    row.seq_read_1 = Some(mbps(size, t.elapsed()));
+    drop_caches();
+
+    let t = Instant::now();
+    std::thread::scope(|s| -> Result<()> {
+        let hs: Vec<_> = (0..4).map(|i| s.spawn({ let obj = obj.clone(); move || read_seq(&obj, i * size / 4..(i + 1) * size / 4) })).collect();
+        for h in hs {
+            h.join().expect("reader thread")?;
+        }
+        Ok(())
+    })?;
+    row.seq_read_4 = Some(mbps(size, t.elapsed()));
+    drop_caches();
+
+    for (bs, n, slot) in [(4096u64, 2000usize, 0), (256 * 1024, 400, 1)] {
+        let mut f = std::fs::File::open(&obj)?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(bs);
+        let mut buf = vec![0u8; bs as usize];
+        let t = Instant::now();
+        for _ in 0..n {
+            let off = rng.gen_range(0..size - bs);
+            f.seek(SeekFrom::Start(off))?;
+            f.read_exact(&mut buf)?;
+        }
+        let ops = n as f64 / t.elapsed().as_secs_f64();
+        if slot == 0 {
+            row.rand_4k = Some(ops);
+        } else {
+            row.rand_256k = Some(ops);
+        }
+        drop_caches();
+    }
+
+    let data = pattern(MIB as usize, 9);
+    let t = Instant::now();
+    {
+        let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(dir.join("written.bin"))?;
+        for _ in 0..args.size_mib {
+            f.write_all(&data)?;
+        }
+        f.sync_all()?;
+    }
+    let elapsed = t.elapsed();
+    let stored = rt.block_on(client.head_object("bench/written.bin")).map(|m| m.size).unwrap_or(0);
+    row.seq_write = Some(mbps(size, elapsed));
+    if stored != size {
+        row.note.push_str(&format!("write: object has {stored} bytes after fsync+close; "));
+    }
+
+    let small = dir.join(format!("small-{kind}"));
+    std::fs::create_dir(&small)?;
+    let body = pattern(4096, 3);
+    let t = Instant::now();
+    for i in 0..args.files {
+        let mut f = std::fs::File::create(small.join(format!("f{i:05}")))?;
+        f.write_all(&body)?;
+    }
+    row.small_files = Some(args.files as f64 / t.elapsed().as_secs_f64());
+
+    // ls -l of the prepared directory (fresh mount state for it).
+    let t = Instant::now();
+    let out = Command::new("ls").arg("-l").arg(dir.join("listing")).output()?;
+    if !out.status.success() {
+        row.note.push_str("ls -l failed; ");
+    }
+    let lines = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with('-')).count();
+    if lines != args.files {
+        row.note.push_str(&format!("ls -l saw {lines} files; "));
+    }
+    row.ls_l = Some(t.elapsed().as_secs_f64());
+    row.peak_rss_mib = peak_rss(m.child.id());
+    drop(m);
+    // Leave the bucket as it was for the next mount.
+    rt.block_on(async {
+        let _ = client.delete_object("bench/written.bin").await;
+    });
+    Ok(row)
+}
+
+fn ceiling(args: &Args, client: &S3Client, rt: &tokio::runtime::Runtime) -> Result<Row> {
+    let size = args.size_mib * MIB;
+    let mut row = Row { name: "S3 client (ceiling)".into(), ..Row::default() };
+    rt.block_on(async {
+        use futures_util::TryStreamExt;
+        // One stream.
+        let t = Instant::now();
+        let mut body = client.get_object("bench/seq.bin", None, None).await?.body;
+        let mut n = 0u64;
+        while let Some(c) = body.try_next().await? {
+            n += c.len() as u64;
+        }
+        row.seq_read_1 = Some(mbps(n, t.elapsed()));
+        // 16 ranged GETs of 8 MiB at once: the best the server gives.
+        let t = Instant::now();
+        let parts: Vec<_> = (0..size.div_ceil(8 * MIB)).collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for p in parts {
+            while tasks.len() >= 16 {
+                tasks.join_next().await.expect("task")??;
+            }
+            let c = client.clone();
+            tasks.spawn(async move {
+                let r = p * 8 * MIB..((p + 1) * 8 * MIB).min(size);
+                c.get_object_bytes("bench/seq.bin", Some(r), 16 * MIB as usize).await.map(drop)
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.expect("task")?;
+        }
+        row.seq_read_4 = Some(mbps(size, t.elapsed()));
+        // Multipart upload, 8 parts of 8 MiB in flight.
+        let part = bytes::Bytes::from(pattern(8 * MIB as usize, 5));
+        let t = Instant::now();
+        let id = client.create_multipart_upload("bench/ceiling-w", &Default::default()).await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut done = Vec::new();
+        for n in 1..=(size / (8 * MIB)) as u32 {
+            while tasks.len() >= 8 {
+                done.push(tasks.join_next().await.expect("task")??);
+            }
+            let (c, id, part) = (client.clone(), id.clone(), part.clone());
+            tasks.spawn(async move { c.upload_part("bench/ceiling-w", &id, n, Payload::Bytes(part)).await });
+        }
+        while let Some(r) = tasks.join_next().await {
+            done.push(r.expect("task")?);
+        }
+        done.sort_by_key(|p| p.part_number);
+        client.complete_multipart_upload("bench/ceiling-w", &id, &done).await?;
+        row.seq_write = Some(mbps(size, t.elapsed()));
+        client.delete_object("bench/ceiling-w").await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    row.note = "read 1 = one GET; read 4 = 16 ranged GETs at once".into();
+    Ok(row)
+}
+
+fn fmt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let g = Garage::start()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let client = g.client(Addressing::Path);
+    let size = args.size_mib * MIB;
+    eprintln!("preparing a {} MiB object and {} small files...", args.size_mib, args.files);
+    rt.block_on(async {
+        let id = client.create_multipart_upload("bench/seq.bin", &Default::default()).await?;
+        let mut parts = Vec::new();
+        for n in 0..size.div_ceil(8 * MIB) {
+            let len = (size - n * 8 * MIB).min(8 * MIB);
+            let body = bytes::Bytes::from(pattern(len as usize, n));
+            parts.push(client.upload_part("bench/seq.bin", &id, n as u32 + 1, Payload::Bytes(body)).await?);
+        }
+        client.complete_multipart_upload("bench/seq.bin", &id, &parts).await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..args.files {
+            while tasks.len() >= 32 {
+                tasks.join_next().await.expect("task")??;
+            }
+            let c = client.clone();
+            tasks.spawn(async move {
+                c.put_object(&format!("bench/listing/f{i:05}"), Payload::Bytes(vec![7u8; 4096].into()), &Default::default()).await.map(drop)
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.expect("task")?;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+
+    let mut rows = vec![ceiling(&args, &client, &rt)?];
+    let have = |bin: &str| Command::new(bin).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    let mut kinds = vec!["byos3"];
+    if have("s3fs") {
+        kinds.push("s3fs");
+    }
+    if have("rclone") {
+        kinds.extend(["rclone-off", "rclone-writes"]);
+    }
+    for kind in kinds {
+        if args.only.as_ref().is_some_and(|o| !o.iter().any(|x| x == kind)) {
+            continue;
+        }
+        eprintln!("benchmarking {kind}...");
+        match run_mount(kind, &args, &g, &client, &rt) {
+            Ok(r) => rows.push(r),
+            Err(e) => rows.push(Row { name: kind.into(), note: format!("failed: {e:#}"), ..Row::default() }),
+        }
+    }
+
+    println!("\nbyos3 filesystem benchmark: Garage on 127.0.0.1, {} MiB object, {} small files of 4 KiB", args.size_mib, args.files);
+    println!(
+        "| mount | seq read 1 MiB/s | seq read 4 MiB/s | seq write MiB/s | rand 4K ops/s | rand 256K ops/s | small files/s | ls -l s | peak RSS MiB | notes |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.name,
+            fmt(r.seq_read_1, 0),
+            fmt(r.seq_read_4, 0),
+            fmt(r.seq_write, 0),
+            fmt(r.rand_4k, 0),
+            fmt(r.rand_256k, 0),
+            fmt(r.small_files, 0),
+            fmt(r.ls_l, 2),
+            fmt(r.peak_rss_mib, 0),
+            r.note
+        );
+    }
+    let ours = rows.iter().find(|r| r.name == "byos3").cloned();
+    if let Some(b) = ours {
+        let ratio = |a: Option<f64>, c: Option<f64>| match (a, c) {
+            (Some(a), Some(c)) if c > 0.0 => format!("{:.2}", a / c),
+            _ => "-".into(),
+        };
+        println!("\nratios (byos3 / other; for ls -l, other / byos3, higher is better for byos3):");
+        for r in rows.iter().filter(|r| r.name != "byos3") {
+            println!(
+                "  vs {:<20} seq read 1 {}  seq read 4 {}  write {}  rand 4K {}  rand 256K {}  small files {}  ls -l {}",
+                r.name,
+                ratio(b.seq_read_1, r.seq_read_1),
+                ratio(b.seq_read_4, r.seq_read_4),
+                ratio(b.seq_write, r.seq_write),
+                ratio(b.rand_4k, r.rand_4k),
+                ratio(b.rand_256k, r.rand_256k),
+                ratio(b.small_files, r.small_files),
+                ratio(r.ls_l, b.ls_l),
+            );
+        }
+    }
+    Ok(())
+}

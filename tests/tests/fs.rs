@@ -1,0 +1,385 @@
+//! The FUSE filesystem against a real S3 server (Garage on 127.0.0.1),
+//! through real mounts.
+
+mod fs_support;
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use byos3::fs::MountOptions;
+use byos3::s3::Operation;
+use byos3_tests::pattern;
+use fs_support::{opts, Env, MIB};
+use rand::{Rng, SeedableRng};
+
+#[test]
+fn files_round_trip_byte_exact() {
+    let env = Env::start();
+    let m = env.mount("rt", opts());
+    let sizes = [0usize, 1, 5 * MIB + 1, 200 * MIB];
+    for (i, &size) in sizes.iter().enumerate() {
+        let data = pattern(size, i as u64 + 1);
+        let name = format!("f{size}");
+        std::fs::write(m.p(&name), &data).unwrap();
+        assert_eq!(std::fs::metadata(m.p(&name)).unwrap().len(), size as u64);
+        let back = std::fs::read(m.p(&name)).unwrap();
+        assert!(back == data, "read back {name} through the mount");
+        let stored = env.get(&format!("rt/{name}")).expect("object exists");
+        assert!(stored == data, "object {name} in the bucket");
+    }
+    // Streamed writes used multipart, small files a single PUT.
+    let stats = m.handle().stats();
+    assert!(stats.requests(Operation::UploadPart) >= 40 + 2, "{stats:?}");
+    assert!(stats.requests(Operation::PutObject) >= 2);
+    m.unmount();
+}
+
+#[test]
+fn random_offset_reads_match_the_source() {
+    let env = Env::start();
+    let data = pattern(24 * MIB + 12345, 7);
+    env.put("rnd/obj", &data);
+    let m = env.mount("rnd", opts());
+    let mut f = std::fs::File::open(m.p("obj")).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    for _ in 0..200 {
+        let off = rng.gen_range(0..data.len());
+        let len = rng.gen_range(1..=256 * 1024).min(data.len() - off);
+        let mut buf = vec![0u8; len];
+        f.seek(SeekFrom::Start(off as u64)).unwrap();
+        f.read_exact(&mut buf).unwrap();
+        assert!(buf == data[off..off + len], "bytes at {off}+{len}");
+    }
+    // Past the end reads nothing.
+    f.seek(SeekFrom::Start(data.len() as u64 + 10)).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(f.read_to_end(&mut rest).unwrap(), 0);
+}
+
+#[test]
+fn overwrite_truncate_and_append() {
+    let env = Env::start();
+    let small = pattern(100_000, 1);
+    let big = pattern(23 * MIB, 2);
+    env.put("ota/small", &small);
+    env.put("ota/big", &big);
+    let m = env.mount("ota", opts());
+
+    // Overwrite in the middle of a small file.
+    let mut model = small.clone();
+    {
+        let mut f = std::fs::OpenOptions::new().read(true).write(true).open(m.p("small")).unwrap();
+        f.seek(SeekFrom::Start(5000)).unwrap();
+        f.write_all(b"hello world").unwrap();
+        model[5000..5011].copy_from_slice(b"hello world");
+        // Read-your-writes on the same handle.
+        f.seek(SeekFrom::Start(4990)).unwrap();
+        let mut buf = [0u8; 30];
+        f.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf[..], &model[4990..5020]);
+    }
+    assert_eq!(env.get("ota/small").unwrap(), model);
+
+    // Truncate shorter, then longer (zeros).
+    std::fs::OpenOptions::new().write(true).open(m.p("small")).unwrap().set_len(7000).unwrap();
+    model.truncate(7000);
+    assert_eq!(std::fs::read(m.p("small")).unwrap(), model);
+    {
+        let f = std::fs::OpenOptions::new().write(true).open(m.p("small")).unwrap();
+        f.set_len(9000).unwrap();
+    }
+    model.resize(9000, 0);
+    assert_eq!(env.get("ota/small").unwrap(), model);
+
+    // Append.
+    {
+        let mut f = std::fs::OpenOptions::new().append(true).open(m.p("small")).unwrap();
+        f.write_all(b"appended").unwrap();
+    }
+    model.extend_from_slice(b"appended");
+    assert_eq!(std::fs::read(m.p("small")).unwrap(), model);
+    assert_eq!(env.get("ota/small").unwrap(), model);
+
+    // O_TRUNC rewrite.
+    std::fs::write(m.p("small"), b"new").unwrap();
+    assert_eq!(env.get("ota/small").unwrap(), b"new");
+
+    // One byte changed in a large file: unchanged parts are copied
+    // server-side, not uploaded again.
+    let before = m.handle().stats();
+    let mut big_model = big.clone();
+    {
+        let mut f = std::fs::OpenOptions::new().write(true).open(m.p("big")).unwrap();
+        f.seek(SeekFrom::Start(12 * MIB as u64 + 3)).unwrap();
+        f.write_all(b"X").unwrap();
+        f.sync_all().unwrap();
+    }
+    big_model[12 * MIB + 3] = b'X';
+    let after = m.handle().stats();
+    assert!(after.requests(Operation::UploadPartCopy) > before.requests(Operation::UploadPartCopy), "{after:?}");
+    assert_eq!(after.requests(Operation::UploadPart) - before.requests(Operation::UploadPart), 1);
+    assert!(env.get("ota/big").unwrap() == big_model);
+    // truncate(2) on a path without an open handle.
+    let f = std::fs::OpenOptions::new().write(true).open(m.p("big")).unwrap();
+    f.set_len(6 * MIB as u64 + 1).unwrap();
+    drop(f);
+    big_model.truncate(6 * MIB + 1);
+    assert!(std::fs::read(m.p("big")).unwrap() == big_model);
+    assert_eq!(m.handle().staged_bytes(), 0, "staging is emptied once uploaded");
+}
+
+#[test]
+fn rename_files_and_directories() {
+    let env = Env::start();
+    env.put("rn/a.txt", b"A");
+    env.put("rn/d/x", b"X");
+    env.put("rn/d/sub/y", b"Y");
+    let m = env.mount("rn", opts());
+    std::fs::rename(m.p("a.txt"), m.p("b.txt")).unwrap();
+    assert!(!m.p("a.txt").exists());
+    assert_eq!(std::fs::read(m.p("b.txt")).unwrap(), b"A");
+    assert_eq!(env.get("rn/a.txt"), None);
+    assert_eq!(env.get("rn/b.txt").unwrap(), b"A");
+
+    // Over an existing file.
+    std::fs::write(m.p("c.txt"), b"C").unwrap();
+    std::fs::rename(m.p("b.txt"), m.p("c.txt")).unwrap();
+    assert_eq!(std::fs::read(m.p("c.txt")).unwrap(), b"A");
+
+    // Into a directory, then a whole directory.
+    std::fs::rename(m.p("c.txt"), m.p("d/c.txt")).unwrap();
+    std::fs::rename(m.p("d"), m.p("e")).unwrap();
+    assert!(!m.p("d").exists());
+    assert_eq!(std::fs::read(m.p("e/x")).unwrap(), b"X");
+    assert_eq!(std::fs::read(m.p("e/sub/y")).unwrap(), b"Y");
+    assert_eq!(std::fs::read(m.p("e/c.txt")).unwrap(), b"A");
+    let mut keys = env.keys("rn/");
+    keys.sort();
+    assert_eq!(keys, ["rn/e/c.txt", "rn/e/sub/y", "rn/e/x"]);
+
+    // A file being written, renamed before close, lands at its new name.
+    {
+        let mut f = std::fs::File::create(m.p("inflight")).unwrap();
+        f.write_all(&pattern(7 * MIB, 9)).unwrap();
+        std::fs::rename(m.p("inflight"), m.p("landed")).unwrap();
+        f.write_all(b"tail").unwrap();
+    }
+    let mut want = pattern(7 * MIB, 9);
+    want.extend_from_slice(b"tail");
+    assert!(env.get("rn/landed").unwrap() == want);
+    assert_eq!(env.get("rn/inflight"), None);
+}
+
+#[test]
+fn mkdir_rmdir_and_listing_of_2500_entries() {
+    let env = Env::start();
+    // Objects made directly in the bucket: three list pages.
+    env.rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..2500 {
+            let s3 = env.s3.clone();
+            tasks.spawn(async move {
+                s3.put_object(&format!("big/dir/f{i:05}"), byos3::s3::Payload::Bytes(vec![1u8; i % 7].into()), &Default::default())
+                    .await
+                    .unwrap();
+            });
+            while tasks.len() >= 32 {
+                tasks.join_next().await;
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+    let m = env.mount("big", opts());
+    let mut names: Vec<String> =
+        std::fs::read_dir(m.p("dir")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names.len(), 2500);
+    assert_eq!(names[0], "f00000");
+    assert_eq!(names[2499], "f02499");
+    assert_eq!(std::fs::metadata(m.p("dir/f00006")).unwrap().len(), 6);
+
+    std::fs::create_dir(m.p("newdir")).unwrap();
+    assert!(m.p("newdir").is_dir());
+    assert_eq!(env.get("big/newdir/").unwrap(), b"");
+    assert_eq!(std::fs::create_dir(m.p("newdir")).unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    std::fs::write(m.p("newdir/f"), b"x").unwrap();
+    let err = std::fs::remove_dir(m.p("newdir")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTEMPTY));
+    std::fs::remove_file(m.p("newdir/f")).unwrap();
+    std::fs::remove_dir(m.p("newdir")).unwrap();
+    assert!(!m.p("newdir").exists());
+    assert!(env.keys("big/newdir").is_empty());
+    let err = std::fs::remove_dir(m.p("dir")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTEMPTY));
+}
+
+#[test]
+fn ls_l_of_1000_files_sends_no_head_object() {
+    let env = Env::start();
+    env.rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..1000 {
+            let s3 = env.s3.clone();
+            tasks.spawn(async move {
+                s3.put_object(&format!("lsl/f{i:04}"), byos3::s3::Payload::Bytes(vec![0u8; i].into()), &Default::default())
+                    .await
+                    .unwrap();
+            });
+            while tasks.len() >= 32 {
+                tasks.join_next().await;
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+    let m = env.mount("lsl", MountOptions { metadata_ttl: Duration::from_secs(30), listing_ttl: Duration::from_secs(30), ..opts() });
+    let before = m.handle().stats();
+    let out = std::process::Command::new("ls").arg("-l").arg(m.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('-')).collect();
+    assert_eq!(lines.len(), 1000);
+    assert!(lines.iter().any(|l| l.contains(" 999 ") && l.ends_with("f0999")), "sizes come from the listing");
+    let after = m.handle().stats();
+    assert_eq!(after.requests(Operation::HeadObject), before.requests(Operation::HeadObject), "no HeadObject per entry");
+    assert!(after.requests(Operation::ListObjects) - before.requests(Operation::ListObjects) <= 3);
+}
+
+#[test]
+fn sub_path_isolation() {
+    let env = Env::start();
+    env.put("outside.txt", b"no");
+    env.put("tenant-b/secret", b"no");
+    env.put("tenant-a/mine", b"yes");
+    let m = env.mount("tenant-a", opts());
+    let names: Vec<String> = std::fs::read_dir(m.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names, ["mine"]);
+    assert!(!m.p("../outside.txt").starts_with(m.path()) || std::fs::read(m.p("outside.txt")).is_err());
+    assert!(std::fs::read(m.p("tenant-b/secret")).is_err());
+    std::fs::write(m.p("new"), b"1").unwrap();
+    std::fs::create_dir(m.p("sub")).unwrap();
+    let mut keys = env.keys("");
+    keys.sort();
+    assert_eq!(keys, ["outside.txt", "tenant-a/mine", "tenant-a/new", "tenant-a/sub/", "tenant-b/secret"]);
+}
+
+#[test]
+fn read_only_mount_refuses_writes_with_erofs() {
+    let env = Env::start();
+    env.put("ro/f", b"data");
+    let m = env.mount("ro", MountOptions { read_only: true, ..opts() });
+    assert_eq!(std::fs::read(m.p("f")).unwrap(), b"data");
+    let erofs = |r: std::io::Result<()>| assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EROFS));
+    erofs(std::fs::write(m.p("g"), b"x"));
+    erofs(std::fs::OpenOptions::new().write(true).open(m.p("f")).map(drop));
+    erofs(std::fs::create_dir(m.p("d")));
+    erofs(std::fs::remove_file(m.p("f")));
+    erofs(std::fs::rename(m.p("f"), m.p("h")));
+    assert_eq!(env.get("ro/f").unwrap(), b"data");
+}
+
+#[test]
+fn eight_concurrent_writers_and_readers() {
+    let env = Env::start();
+    for i in 0..8 {
+        env.put(&format!("cc/r{i}"), &pattern(3 * MIB + i, 100 + i as u64));
+    }
+    let m = env.mount("cc", opts());
+    std::thread::scope(|s| {
+        for i in 0..8usize {
+            let m = &m;
+            s.spawn(move || {
+                let data = pattern(6 * MIB + i * 1000, i as u64);
+                std::fs::write(m.p(&format!("w{i}")), &data).unwrap();
+                assert!(std::fs::read(m.p(&format!("w{i}"))).unwrap() == data);
+            });
+            s.spawn(move || {
+                let got = std::fs::read(m.p(&format!("r{i}"))).unwrap();
+                assert!(got == pattern(3 * MIB + i, 100 + i as u64));
+            });
+        }
+    });
+    for i in 0..8usize {
+        assert!(env.get(&format!("cc/w{i}")).unwrap() == pattern(6 * MIB + i * 1000, i as u64));
+    }
+}
+
+#[test]
+fn changes_behind_the_mounts_back_are_seen_after_the_ttl() {
+    let env = Env::start();
+    env.put("ttl/f", b"version one");
+    let ttl = Duration::from_millis(500);
+    let m = env.mount("ttl", MountOptions { metadata_ttl: ttl, negative_ttl: ttl, listing_ttl: ttl, ..opts() });
+    assert_eq!(std::fs::read(m.p("f")).unwrap(), b"version one");
+    assert!(!m.p("g").exists());
+    env.put("ttl/f", b"version two, longer");
+    env.put("ttl/g", b"new");
+    std::thread::sleep(ttl * 3);
+    assert_eq!(std::fs::read(m.p("f")).unwrap(), b"version two, longer");
+    assert_eq!(std::fs::read(m.p("g")).unwrap(), b"new");
+    let _ = env.rt.block_on(env.s3.delete_object("ttl/g"));
+    std::thread::sleep(ttl * 3);
+    assert!(!m.p("g").exists());
+}
+
+#[test]
+fn randomized_operations_match_a_local_directory() {
+    let env = Env::start();
+    let m = env.mount("rand", opts());
+    let reference = tempfile::tempdir().unwrap();
+    let roots = [m.path().to_path_buf(), reference.path().to_path_buf()];
+    for r in &roots {
+        std::fs::create_dir(r.join("sub")).unwrap();
+    }
+    let names = ["a", "b", "c", "sub/d", "sub/e"];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    for step in 0..120 {
+        let op = rng.gen_range(0..6);
+        let name = names[rng.gen_range(0..names.len())];
+        let other = names[rng.gen_range(0..names.len())];
+        let off = rng.gen_range(0..300_000u64);
+        let len = rng.gen_range(0..200_000usize);
+        let data = pattern(len, step);
+        let new_len = rng.gen_range(0..400_000u64);
+        let results: Vec<String> = roots
+            .iter()
+            .map(|r| {
+                let p = r.join(name);
+                let res: std::io::Result<()> = match op {
+                    0 | 1 => (|| {
+                        let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&p)?;
+                        f.seek(SeekFrom::Start(off))?;
+                        f.write_all(&data)
+                    })(),
+                    2 => std::fs::OpenOptions::new().write(true).open(&p).and_then(|f| f.set_len(new_len)),
+                    3 => std::fs::rename(&p, r.join(other)),
+                    4 => std::fs::remove_file(&p),
+                    _ => std::fs::read(&p).map(drop),
+                };
+                match res {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => format!("{:?}", e.kind()),
+                }
+            })
+            .collect();
+        assert_eq!(results[0], results[1], "step {step}: op {op} on {name} (other {other})");
+        for dir in ["", "sub"] {
+            let list = |r: &std::path::Path| {
+                let mut v: Vec<(String, u64)> = std::fs::read_dir(r.join(dir))
+                    .unwrap()
+                    .map(|e| {
+                        let e = e.unwrap();
+                        (e.file_name().into_string().unwrap(), if e.file_type().unwrap().is_dir() { 0 } else { e.metadata().unwrap().len() })
+                    })
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(list(&roots[0]), list(&roots[1]), "step {step}: listing of {dir:?}");
+        }
+        for n in names {
+            let a = std::fs::read(roots[0].join(n)).ok();
+            let b = std::fs::read(roots[1].join(n)).ok();
+            assert!(a == b, "step {step}: content of {n} (op {op} on {name})");
+        }
+    }
+}
