@@ -179,14 +179,15 @@ api_bind_addr = "127.0.0.1:{admin}"
         S3Client::new(self.client_config(addressing)).expect("client for the test server")
     }
 
-    /// Stops the server (SIGTERM, then SIGKILL after 5 s).
+    /// Stops the server (SIGTERM, then SIGKILL after 1 s: its data is
+    /// disposable, and a slow graceful stop would add up over many tests).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SAFETY: plain kill(2) on a child we spawned and have not reaped.
             unsafe {
                 libc::kill(child.id() as i32, libc::SIGTERM);
             }
-            let deadline = Instant::now() + Duration::from_secs(5);
+            let deadline = Instant::now() + Duration::from_secs(1);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     return;
