@@ -3,6 +3,7 @@
 //!
 //! Used by the end-to-end tests, the benchmarks and the demo.
 
+pub mod bench_api;
 pub mod bench_attach;
 pub mod bench_plugins;
 pub mod bench_s3;

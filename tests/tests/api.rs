@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use api_support::*;
 use byos3::store::{SqliteStore, Store};
-use byos3::vault::{MasterKeyConfig, SealContext, Vault};
+use byos3::vault::{MasterKeyConfig, Vault};
 use byos3_tests::{free_port, Garage};
 use serde_json::{json, Value};
 
@@ -23,9 +23,8 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 /// The credentials stored for a disk, opened with the state directory's key.
 fn stored_credentials(state_dir: &std::path::Path, tenant: &str, disk_id: &str) -> (String, String) {
     let store = SqliteStore::open(&state_dir.join(byos3::api::DB_FILE)).unwrap();
-    let sealed = store.sealed_credentials(tenant, disk_id).unwrap().expect("sealed credentials");
     let vault = Vault::load(&MasterKeyConfig { file: state_dir.join("master.key"), env_value: None }, false).unwrap();
-    let c = vault.open(SealContext { tenant, disk_id }, &sealed).unwrap();
+    let c = byos3::vault::open_credentials(&store, &vault, tenant, disk_id).unwrap().expect("sealed credentials");
     (c.access_key().to_string(), c.secret_key().to_string())
 }
 
@@ -278,7 +277,9 @@ fn malformed_bodies_get_precise_4xx_never_5xx() {
             serde_json::to_vec(&b).unwrap()
         };
         let json_ct = [("content-type", "application/json")];
-        let cases: Vec<(&str, Vec<u8>, u16, &str, Option<&str>)> = vec![
+        // (what, body, status, data.code, data.field)
+        type Case<'a> = (&'a str, Vec<u8>, u16, &'a str, Option<&'a str>);
+        let cases: Vec<Case> = vec![
             ("truncated", good_text.as_bytes()[..good_text.len() / 2].to_vec(), 400, "invalid_json", None),
             ("empty", Vec::new(), 400, "invalid_json", None),
             ("not an object", b"[1,2]".to_vec(), 400, "invalid_json", None),
@@ -304,7 +305,8 @@ fn malformed_bodies_get_precise_4xx_never_5xx() {
             ("metadata ip", with(&|b| b["config"]["endpoint"] = json!("http://169.254.169.254")), 400, "endpoint_not_allowed", Some("config.endpoint")),
             ("metadata v6", with(&|b| b["config"]["endpoint"] = json!("http://[fe80::1]:80")), 400, "endpoint_not_allowed", Some("config.endpoint")),
             ("metadata name", with(&|b| b["config"]["endpoint"] = json!("http://metadata.google.internal")), 400, "endpoint_not_allowed", Some("config.endpoint")),
-            ("huge body", vec![b' '; 1 << 20], 413, "body_too_large", None),
+            ("large body", vec![b' '; 65 * 1024], 413, "body_too_large", None),
+            ("huge body", vec![b' '; 3 << 19], 413, "body_too_large", None),
         ];
         for (what, body, status, code, field) in cases {
             let r = api.raw("POST", "/v1/disks", Some(ALICE), &json_ct, body).await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use super::envelope::{page, rfc3339, success, ApiError, Body};
 use super::json::{parse_object, Obj};
@@ -57,28 +57,46 @@ fn disk_not_found(id: &str) -> ApiError {
 }
 
 /// The DiskView of the contract, plus `provider` and the resolved `region`.
-pub(crate) fn disk_view(d: &DiskRecord) -> Value {
-    let mut config = json!({
-        "bucket": d.spec.bucket,
-        "endpoint": d.spec.endpoint,
-        "region": d.resolved_region,
-        "use_path_style": d.resolved_path_style,
-    });
-    if let Some(p) = &d.spec.provider {
-        config["provider"] = json!(p);
+#[derive(serde::Serialize)]
+pub(crate) struct DiskView<'a> {
+    id: &'a str,
+    name: &'a str,
+    kind: &'a str,
+    config: DiskViewConfig<'a>,
+    created_at: String,
+    provider: &'a str,
+    region: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct DiskViewConfig<'a> {
+    bucket: &'a str,
+    endpoint: &'a str,
+    region: &'a str,
+    use_path_style: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    options: Option<std::collections::BTreeMap<&'a str, &'a str>>,
+}
+
+pub(crate) fn disk_view(d: &DiskRecord) -> DiskView<'_> {
+    DiskView {
+        id: &d.id,
+        name: &d.name,
+        kind: &d.kind,
+        config: DiskViewConfig {
+            bucket: &d.spec.bucket,
+            endpoint: &d.spec.endpoint,
+            region: &d.resolved_region,
+            use_path_style: d.resolved_path_style,
+            provider: d.spec.provider.as_deref(),
+            options: (!d.spec.options.is_empty()).then(|| d.spec.options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()),
+        },
+        created_at: rfc3339(d.created_at_ms),
+        provider: &d.provider,
+        region: &d.resolved_region,
     }
-    if !d.spec.options.is_empty() {
-        config["options"] = Value::Object(d.spec.options.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<Map<_, _>>());
-    }
-    json!({
-        "id": d.id,
-        "name": d.name,
-        "kind": d.kind,
-        "config": config,
-        "created_at": rfc3339(d.created_at_ms),
-        "provider": d.provider,
-        "region": d.resolved_region,
-    })
 }
 
 // ---- validation ----
@@ -407,8 +425,9 @@ pub(crate) async fn create(state: &Arc<AppState>, tenant: &str, req: Request<Inc
     let req = parse_create(&body)?;
     drop(body);
     let cfg = plugin_config(&req.spec);
-    check_endpoint(state, &req.endpoint, &req.spec.bucket).await?;
     let resolved = resolve(host, &cfg).await?;
+    // Where the requests will go: the resolved endpoint (a plugin may rewrite
+    // the URL), with the bucket's host name for virtual-hosted addressing.
     check_endpoint(state, &resolved.endpoint, &req.spec.bucket).await?;
 
     let (t, n) = (tenant.to_string(), req.name.clone());
@@ -497,7 +516,8 @@ pub(crate) async fn rotate(state: &Arc<AppState>, tenant: &str, id: &str, req: R
             e => store_failed(e),
         })?;
     tracing::info!(disk = %disk.id, "disk credentials rotated");
-    Ok(success(StatusCode::OK, disk_view(&DiskRecord { updated_at_ms: now, ..disk })))
+    let disk = DiskRecord { updated_at_ms: now, ..disk };
+    Ok(success(StatusCode::OK, disk_view(&disk)))
 }
 
 pub(crate) async fn delete(state: &Arc<AppState>, tenant: &str, id: &str) -> Result<Response<Body>, ApiError> {

@@ -7,7 +7,8 @@
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// The response body type of every route.
 pub type Body = Full<Bytes>;
@@ -76,21 +77,19 @@ impl ApiError {
 
     /// The envelope.
     pub fn body(&self) -> Value {
+        serde_json::to_value(self.envelope()).unwrap_or(Value::Null)
+    }
+
+    fn envelope(&self) -> Envelope<'_> {
         if self.status.is_server_error() {
-            json!({"status": "error", "message": self.message, "code": self.status.as_u16()})
+            Envelope::Error { status: "error", message: &self.message, code: self.status.as_u16() }
         } else {
-            let mut data = Map::new();
-            data.insert("code".into(), Value::String(self.code.into()));
-            data.insert("message".into(), Value::String(self.message.clone()));
-            for (k, v) in &self.extra {
-                data.insert(k.clone(), v.clone());
-            }
-            json!({"status": "fail", "data": data})
+            Envelope::Fail { status: "fail", data: FailData { code: self.code, message: &self.message, extra: &self.extra } }
         }
     }
 
     pub fn into_response(self) -> Response<Body> {
-        let mut resp = json_response(self.status, &self.body());
+        let mut resp = json_response(self.status, &self.envelope());
         for (k, v) in self.headers {
             resp.headers_mut().insert(k, v);
         }
@@ -104,22 +103,56 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// The three envelope shapes, keys in the documented order.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Envelope<'a> {
+    Fail { status: &'static str, data: FailData<'a> },
+    Error { status: &'static str, message: &'a str, code: u16 },
+}
+
+#[derive(Serialize)]
+struct FailData<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
+#[derive(Serialize)]
+struct Success<T> {
+    status: &'static str,
+    data: T,
+}
+
 /// `{"status":"success","data":data}`
-pub fn success(status: StatusCode, data: Value) -> Response<Body> {
-    json_response(status, &json!({"status": "success", "data": data}))
+pub fn success<T: Serialize>(status: StatusCode, data: T) -> Response<Body> {
+    json_response(status, &Success { status: "success", data })
+}
+
+#[derive(Serialize)]
+struct PageOut<T> {
+    data: Vec<T>,
+    pagination: Pagination,
+}
+
+#[derive(Serialize)]
+struct Pagination {
+    total: u64,
+    limit: u32,
+    offset: u64,
+    count: usize,
 }
 
 /// A paginated list: `data = {"data":[...],"pagination":{total,limit,offset,count}}`.
-pub fn page(items: Vec<Value>, total: u64, limit: u32, offset: u64) -> Response<Body> {
+pub fn page<T: Serialize>(items: Vec<T>, total: u64, limit: u32, offset: u64) -> Response<Body> {
     let count = items.len();
-    success(
-        StatusCode::OK,
-        json!({"data": items, "pagination": {"total": total, "limit": limit, "offset": offset, "count": count}}),
-    )
+    success(StatusCode::OK, PageOut { data: items, pagination: Pagination { total, limit, offset, count } })
 }
 
-pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{\"status\":\"error\",\"message\":\"serialization failed\",\"code\":500}".to_vec());
+pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
+    let mut bytes = serde_json::to_vec(value)
+        .unwrap_or_else(|_| b"{\"status\":\"error\",\"message\":\"serialization failed\",\"code\":500}".to_vec());
     bytes.push(b'\n');
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
@@ -159,6 +192,7 @@ mod tests {
 
     #[test]
     fn envelopes() {
+        use serde_json::json;
         let e = ApiError::field("missing_field", "config.bucket", "config.bucket is required");
         assert_eq!(
             e.body(),

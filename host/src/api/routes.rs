@@ -39,8 +39,10 @@ fn method_not_allowed(allow: &'static str) -> ApiError {
 /// The tenant of the request's `X-Api-Key`.
 fn authenticate(state: &AppState, req: &Request<Incoming>) -> Result<String, ApiError> {
     let mut values = req.headers().get_all("x-api-key").iter();
-    let (Some(key), None) = (values.next(), values.next()) else {
-        return Err(ApiError::unauthorized("missing X-Api-Key header; send your API key in it"));
+    let key = match (values.next(), values.next()) {
+        (Some(key), None) => key,
+        (None, _) => return Err(ApiError::unauthorized("missing X-Api-Key header; send your API key in it")),
+        (Some(_), Some(_)) => return Err(ApiError::unauthorized("send one X-Api-Key header, not several")),
     };
     state
         .keys

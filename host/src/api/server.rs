@@ -7,9 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -155,8 +154,14 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) 
     resp
 }
 
+/// Bodies up to this size are read to the end (and dropped) before a 413
+/// is sent, so that the client, still sending, sees the answer instead of a
+/// reset connection. Larger ones get the 413 at once and the connection closes.
+const DRAIN_LIMIT: u64 = 2 * 1024 * 1024;
+
 /// Reads a JSON request body of at most `limit` bytes into a buffer that is
-/// zeroized when dropped (it may hold credentials).
+/// zeroized when dropped (it may hold credentials). The buffer is allocated
+/// once at full size, so no reallocation leaves a copy behind.
 pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Zeroizing<Vec<u8>>, ApiError> {
     let too_large = || {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the request body is larger than {limit} bytes"))
@@ -177,19 +182,37 @@ pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Ze
         }
     }
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
         return Err(too_large());
     }
-    let body = Limited::new(req.into_body(), limit);
-    let collected = match tokio::time::timeout(BODY_TIMEOUT, body.collect()).await {
-        Err(_) => return Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", "the request body did not arrive in time")),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Ok(Err(e)) => return Err(ApiError::bad_request("invalid_body", format!("could not read the request body: {e}"))),
-        Ok(Ok(c)) => c,
-    };
-    let bytes: Bytes = collected.to_bytes();
-    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len()));
-    out.extend_from_slice(&bytes);
-    // `bytes` is dropped here; hyper's buffers are not under our control.
+    let mut over = declared.is_some_and(|n| n > limit as u64);
+    let mut out = Zeroizing::new(Vec::with_capacity(declared.map_or(limit, |n| n as usize).min(limit)));
+    let mut seen = 0u64;
+    let mut body = req.into_body();
+    let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", "the request body did not arrive in time")),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(ApiError::bad_request("invalid_body", format!("could not read the request body: {e}"))),
+            Ok(Some(Ok(f))) => f,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len() as u64;
+        if seen > limit as u64 {
+            over = true;
+        }
+        if over {
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+            continue;
+        }
+        out.extend_from_slice(&data);
+        // `data` is dropped here; hyper's own buffers are not under our control.
+    }
+    if over {
+        return Err(too_large());
+    }
     Ok(out)
 }

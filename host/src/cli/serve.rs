@@ -44,7 +44,7 @@ pub(crate) fn options(
     state_dir: Option<PathBuf>,
     plugin_dir: Option<PathBuf>,
     config: Option<&std::path::Path>,
-) -> anyhow::Result<(ServerOptions, FileConfig)> {
+) -> anyhow::Result<ServerOptions> {
     let file = match config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
@@ -67,12 +67,12 @@ pub(crate) fn options(
     if let Some(t) = file.probe_timeout {
         opts.plugin_limits.probe_timeout = t;
     }
-    opts.tls = file.tls.clone();
-    Ok((opts, file))
+    opts.tls = file.tls;
+    Ok(opts)
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (mut opts, _) = options(args.listen, args.state_dir, args.plugin_dir, args.config.as_deref())?;
+    let mut opts = options(args.listen, args.state_dir, args.plugin_dir, args.config.as_deref())?;
     if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
         opts.tls = Some(TlsFiles { cert, key });
     }

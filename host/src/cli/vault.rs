@@ -25,7 +25,7 @@ pub enum VaultCommand {
 pub async fn run(cmd: VaultCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         VaultCommand::RotateKey { state_dir, config } => {
-            let (opts, _) = super::serve::options(None, state_dir, None, config.as_deref())?;
+            let opts = super::serve::options(None, state_dir, None, config.as_deref())?;
             let db = opts.state_dir.join(DB_FILE);
             anyhow::ensure!(db.exists(), "{} does not exist: is --state-dir the server's state directory?", db.display());
             let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {

@@ -131,13 +131,7 @@ pub(crate) fn build_client(cfg: &TransportConfig) -> Result<HttpClient, Transpor
 }
 
 fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, TransportError> {
-    let mut roots = rustls::RootCertStore::empty();
-    // Platform roots; an unreadable system store is not fatal when an extra
-    // CA is configured (a self-hosted store), so only count what loads.
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = roots.add(cert);
-    }
+    let mut roots = platform_roots().clone();
     if let Some(path) = extra_ca {
         let pem = std::fs::read(path).map_err(|source| TransportError::CaFile { path: path.to_path_buf(), source })?;
         let mut added = 0;
@@ -157,6 +151,21 @@ fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, Transport
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(cfg)
+}
+
+/// The platform's CA certificates, read once per process: reading them is
+/// slow (every file of the system store) and a host builds a client per disk.
+/// An unreadable system store is not fatal when an extra CA is configured
+/// (a self-hosted store), so only what loads counts.
+fn platform_roots() -> &'static rustls::RootCertStore {
+    static ROOTS: std::sync::OnceLock<rustls::RootCertStore> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        roots
+    })
 }
 
 /// Resolves names through the overrides, else the system resolver, and

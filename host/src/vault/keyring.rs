@@ -334,6 +334,27 @@ pub fn rotate_key(store: &dyn crate::store::Store, vault: &Vault) -> Result<Rota
     Ok(RotationReport { old_version, new_version, resealed })
 }
 
+/// The plaintext credentials of a disk, for signing requests (attach,
+/// probe). Survives a concurrent rotation: if the record's key version was
+/// retired between reading and opening, the record is read once more.
+/// `Ok(None)` when the tenant has no such disk.
+pub fn open_credentials(
+    store: &dyn crate::store::Store,
+    vault: &Vault,
+    tenant: &str,
+    disk_id: &str,
+) -> Result<Option<SecretCredentials>, anyhow::Error> {
+    let ctx = SealContext { tenant, disk_id };
+    for _ in 0..2 {
+        let Some(sealed) = store.sealed_credentials(tenant, disk_id)? else { return Ok(None) };
+        match vault.open(ctx, &sealed) {
+            Err(VaultError::UnknownKeyVersion(_)) => continue,
+            other => return Ok(Some(other?)),
+        }
+    }
+    Err(VaultError::UnknownKeyVersion(0).into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

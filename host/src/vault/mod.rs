@@ -26,7 +26,7 @@ use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
 use zeroize::{Zeroize, Zeroizing};
 
-pub use keyring::{generate_key, rotate_key, KeySource, Keyring, MasterKeyConfig, RotationReport, Vault};
+pub use keyring::{generate_key, open_credentials, rotate_key, KeySource, Keyring, MasterKeyConfig, RotationReport, Vault};
 
 /// The length of a nonce.
 pub const NONCE_LEN: usize = 12;

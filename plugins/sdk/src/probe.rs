@@ -118,11 +118,53 @@ pub fn xml_tag<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     Some(xml[start..end].trim())
 }
 
+/// Decodes the XML character references S3 puts in error messages
+/// (`&apos;`, `&quot;`, `&#39;`, ...); an unknown entity is kept as written.
+pub fn xml_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(end) = rest.find(';').filter(|e| *e <= 10) else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The parts of an S3 error answer a classification looks at.
 pub struct ErrorAnswer<'a> {
     pub status: u16,
     pub code: &'a str,
-    pub message: &'a str,
+    /// The message, XML entities decoded.
+    pub message: String,
     /// `<Region>` or `x-amz-bucket-region`.
     pub region: Option<&'a str>,
 }
@@ -134,7 +176,7 @@ impl<'a> ErrorAnswer<'a> {
         Self {
             status: resp.status,
             code: xml_tag(body, "Code").unwrap_or(""),
-            message: xml_tag(body, "Message").unwrap_or(""),
+            message: xml_unescape(xml_tag(body, "Message").unwrap_or("")),
             region,
         }
     }
@@ -251,6 +293,13 @@ fn wrong_region(ep: &Endpoint, region: Option<&str>, detail: &str) -> ProbeRepor
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn error_messages_have_their_entities_decoded() {
+        assert_eq!(xml_unescape("the region &apos;us-east-1&apos; is wrong; expecting &quot;eu&quot; &amp; &#39;x&#x27; &bogus; a&b"),
+            "the region 'us-east-1' is wrong; expecting \"eu\" & 'x' &bogus; a&b");
+    }
+
     use super::*;
     use crate::{Addressing, UnreachableInfo};
 
