@@ -17,23 +17,10 @@ use super::{
     convert, wasm_files, CallKind, DiskConfig, Limits, PluginError, PluginInfo, PluginStatus, ProbeReport,
     ResolveError, ResolvedEndpoint, CONTRACT_VERSIONS, GENERIC_PROVIDER,
 };
-use crate::s3::{RawRequest, S3Client, S3Error};
+use crate::s3::{RawRequest, S3Client, S3Error, HOST_OWNED_HEADERS};
 
 /// How often the engine's epoch advances: the granularity of deadlines.
 const TICK: Duration = Duration::from_millis(5);
-
-/// Headers the host owns; a plugin setting one is stopped.
-const FORBIDDEN_HEADERS: &[&str] = &[
-    "host",
-    "authorization",
-    "x-amz-date",
-    "x-amz-content-sha256",
-    "x-amz-security-token",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "expect",
-];
 
 /// The loaded plugins of one directory. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
@@ -164,7 +151,7 @@ impl bucket::Host for CallState {
         self.requests_left -= 1;
         for (name, _) in &req.headers {
             let lower = name.to_ascii_lowercase();
-            if FORBIDDEN_HEADERS.contains(&lower.as_str()) {
+            if HOST_OWNED_HEADERS.contains(&lower.as_str()) {
                 return Err(Abort::Forbidden(format!(
                     "it set the {name:?} header; the host alone decides where a request goes and how it is signed"
                 ))

@@ -301,7 +301,7 @@ pub struct RawResponse {
 }
 
 /// Headers a raw request may not set: the host owns addressing and signing.
-const RAW_FORBIDDEN_HEADERS: &[&str] = &[
+pub const HOST_OWNED_HEADERS: &[&str] = &[
     "host",
     "authorization",
     "x-amz-date",
@@ -679,7 +679,7 @@ impl S3Client {
         }
         for (k, v) in &req.headers {
             let lower = k.to_ascii_lowercase();
-            if RAW_FORBIDDEN_HEADERS.contains(&lower.as_str()) {
+            if HOST_OWNED_HEADERS.contains(&lower.as_str()) {
                 return Err(S3Error::InvalidRequest { operation: OP, reason: format!("header {k} is set by the host") });
             }
             call.header_named(&lower, v.clone())?;

@@ -14,7 +14,7 @@ mod transport;
 mod xml;
 
 pub use client::{
-    ByteStream, ClientBuildError, ClientConfig, GetObjectOutput, ObjectMeta, Operation, Payload, PutOptions, RawRequest,
+    ByteStream, ClientBuildError, ClientConfig, GetObjectOutput, HOST_OWNED_HEADERS, ObjectMeta, Operation, Payload, PutOptions, RawRequest,
     RawResponse, S3Client, StatsSnapshot,
 };
 pub use credentials::Credentials;
