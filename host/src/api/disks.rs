@@ -348,6 +348,26 @@ async fn probe(
     Err(err.with("provider", resolved.provider.clone()))
 }
 
+/// An S3 client for a registered disk, with its unsealed credentials and
+/// the endpoint policy checked on every connection (attach).
+pub(crate) async fn client_for(state: &Arc<AppState>, tenant: &str, disk: &DiskRecord) -> Result<S3Client, ApiError> {
+    let vault = need_vault(state)?.clone();
+    let host = need_providers(state)?;
+    let cfg = plugin_config(&disk.spec);
+    let resolved = resolve(host, &cfg).await?;
+    check_endpoint(state, &resolved.endpoint, &disk.spec.bucket).await?;
+    let (t, d) = (tenant.to_string(), disk.id.clone());
+    let store = state.store.clone();
+    let creds = tokio::task::spawn_blocking(move || crate::vault::open_credentials(store.as_ref(), &vault, &t, &d))
+        .await
+        .map_err(|e| ApiError::internal("opening the credentials", e))?
+        .map_err(|e| ApiError::internal("opening the credentials", e))?
+        .ok_or_else(|| disk_not_found(&disk.id))?;
+    let mut cc = ClientConfig::new(resolved.endpoint, disk.spec.bucket.clone(), creds.to_s3());
+    cc.transport.policy = state.policy.clone();
+    S3Client::new(cc).map_err(|e| invalid("config.endpoint", format!("config.endpoint cannot be used: {e}")))
+}
+
 // ---- seal and commit ----
 
 /// Seals with the store's current key version, retrying if a rotation
@@ -479,7 +499,7 @@ pub(crate) async fn list(state: &Arc<AppState>, tenant: &str, p: Page) -> Result
     Ok(page(rows.iter().map(disk_view).collect(), total, p.limit, p.offset))
 }
 
-async fn find(state: &Arc<AppState>, tenant: &str, id: &str) -> Result<DiskRecord, ApiError> {
+pub(crate) async fn find(state: &Arc<AppState>, tenant: &str, id: &str) -> Result<DiskRecord, ApiError> {
     if !(valid_name(id) || (id.starts_with("disk_") && id.len() <= 64)) {
         return Err(disk_not_found(id));
     }
@@ -515,6 +535,8 @@ pub(crate) async fn rotate(state: &Arc<AppState>, tenant: &str, id: &str, req: R
             StoreError::NotFound => disk_not_found(id),
             e => store_failed(e),
         })?;
+    // Mounts already attached sign their next request with the new keys.
+    state.mounts.rotate_credentials(&disk.id, &creds.to_s3());
     tracing::info!(disk = %disk.id, "disk credentials rotated");
     let disk = DiskRecord { updated_at_ms: now, ..disk };
     Ok(success(StatusCode::OK, disk_view(&disk)))

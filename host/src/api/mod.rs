@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod json;
 pub mod policy;
 mod routes;
+mod sandboxes;
 mod server;
 
 use std::net::SocketAddr;
@@ -28,6 +29,8 @@ pub use policy::EndpointPolicy;
 pub use routes::ROUTES;
 pub use server::TlsFiles;
 
+use crate::fs::MountOptions;
+use crate::mount::{DirectoryResolver, MountManager, SandboxResolver};
 use crate::plugin::{Limits, PluginHost};
 use crate::store::{SqliteStore, Store};
 use crate::vault::{key_check, verify_key_check, MasterKeyConfig, Vault};
@@ -63,6 +66,11 @@ pub struct ServerOptions {
     pub master_key: MasterKeyConfig,
     pub policy: EndpointPolicy,
     pub plugin_limits: Limits,
+    /// Where sandbox roots live (default: one directory per sandbox under
+    /// `<state-dir>/sandboxes`). An embedding runtime supplies its own.
+    pub sandboxes: Option<Arc<dyn SandboxResolver>>,
+    /// Template of every mount (default: staging under `<state-dir>/staging`).
+    pub mount_options: Option<MountOptions>,
 }
 
 impl ServerOptions {
@@ -81,6 +89,8 @@ impl ServerOptions {
             generate_api_key: true,
             policy: EndpointPolicy::default(),
             plugin_limits: Limits::default(),
+            sandboxes: None,
+            mount_options: None,
         }
     }
 }
@@ -97,6 +107,7 @@ pub struct AppState {
     pub(crate) keys: ApiKeys,
     pub(crate) policy: Arc<EndpointPolicy>,
     pub(crate) body_limit: usize,
+    pub(crate) mounts: Arc<MountManager>,
 }
 
 impl AppState {
@@ -137,6 +148,7 @@ pub struct Server {
     task: tokio::task::JoinHandle<()>,
     generated_key: Option<Zeroizing<String>>,
     disks_unavailable: Option<String>,
+    mounts: Arc<MountManager>,
 }
 
 impl Server {
@@ -187,6 +199,15 @@ impl Server {
         let tls = opts.tls.as_ref().map(server::tls_acceptor).transpose()?;
         let listener = tokio::net::TcpListener::bind(opts.listen).await.with_context(|| format!("listening on {}", opts.listen))?;
         let addr = listener.local_addr()?;
+        let resolver = opts
+            .sandboxes
+            .clone()
+            .unwrap_or_else(|| Arc::new(DirectoryResolver::new(opts.state_dir.join("sandboxes"))));
+        let mount_options = opts
+            .mount_options
+            .clone()
+            .unwrap_or_else(|| MountOptions { staging_dir: opts.state_dir.join("staging"), ..MountOptions::default() });
+        let mounts = Arc::new(MountManager::new(resolver, mount_options));
         let state = Arc::new(AppState {
             store,
             vault,
@@ -195,11 +216,13 @@ impl Server {
             keys,
             policy: Arc::new(opts.policy.clone()),
             body_limit: BODY_LIMIT,
+            mounts: mounts.clone(),
         });
+        sandboxes::reattach_all(&state).await;
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, tls, state, rx));
         tracing::info!(%addr, tls = opts.tls.is_some(), state_dir = %opts.state_dir.display(), "byos3 API listening");
-        Ok(Server { addr, shutdown: tx, task, generated_key, disks_unavailable })
+        Ok(Server { addr, shutdown: tx, task, generated_key, disks_unavailable, mounts })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -216,10 +239,14 @@ impl Server {
         self.disks_unavailable.as_deref()
     }
 
-    /// Stops accepting, lets requests in flight finish, returns.
+    /// Stops accepting, lets requests in flight finish, then flushes and
+    /// unmounts every attached disk (they are re-attached on the next start).
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        for (req, e) in self.mounts.shutdown().await {
+            tracing::error!(sandbox = %req.sandbox_id, mount_path = %req.mount_path, error = %e, "unmount at shutdown failed");
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::envelope::{success, ApiError, Body};
 use super::json::unknown_field;
 use super::server::RequestLog;
-use super::{disks, AppState};
+use super::{disks, sandboxes, AppState};
 use crate::store::Page;
 
 /// Every route the server answers: (method, path as in the OpenAPI
@@ -25,6 +25,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/disks/{id}"),
     ("PATCH", "/v1/disks/{id}"),
     ("DELETE", "/v1/disks/{id}"),
+    ("GET", "/v1/sandboxes"),
+    ("POST", "/v1/sandboxes"),
+    ("GET", "/v1/sandboxes/{id}"),
+    ("DELETE", "/v1/sandboxes/{id}"),
+    ("GET", "/v1/sandboxes/{id}/disks"),
+    ("POST", "/v1/sandboxes/{id}/disks"),
+    ("DELETE", "/v1/sandboxes/{id}/disks/{disk_id}"),
 ];
 
 /// The default and largest page sizes.
@@ -106,6 +113,62 @@ pub(crate) async fn route(state: &Arc<AppState>, req: Request<Incoming>, log: &m
                 }
                 _ => Err(method_not_allowed("GET, PATCH, DELETE")),
             }
+        }
+        ["sandboxes"] => match method {
+            Method::GET => {
+                let page = pagination(&req)?;
+                sandboxes::list(state, &tenant, page).await
+            }
+            Method::POST => {
+                no_query(&req)?;
+                sandboxes::create(state, &tenant, req).await
+            }
+            _ => Err(method_not_allowed("GET, POST")),
+        },
+        ["sandboxes", id] => {
+            let id = id.to_string();
+            no_query(&req)?;
+            match method {
+                Method::GET => sandboxes::show(state, &tenant, &id).await,
+                Method::DELETE => sandboxes::delete(state, &tenant, &id).await,
+                _ => Err(method_not_allowed("GET, DELETE")),
+            }
+        }
+        ["sandboxes", id, "disks"] => {
+            let id = id.to_string();
+            match method {
+                Method::GET => {
+                    let page = pagination(&req)?;
+                    sandboxes::list_disks(state, &tenant, &id, page).await
+                }
+                Method::POST => {
+                    no_query(&req)?;
+                    sandboxes::attach(state, &tenant, &id, req).await
+                }
+                _ => Err(method_not_allowed("GET, POST")),
+            }
+        }
+        ["sandboxes", id, "disks", disk] => {
+            let (id, disk) = (id.to_string(), disk.to_string());
+            if method != Method::DELETE {
+                return Err(method_not_allowed("DELETE"));
+            }
+            let mut mount_path = None;
+            for (k, v) in query_pairs(&req) {
+                match (k.as_str(), &mount_path) {
+                    ("mount_path", None) => mount_path = Some(v),
+                    ("mount_path", Some(_)) => {
+                        return Err(ApiError::field("invalid_query", "mount_path", "query parameter \"mount_path\" is given twice"))
+                    }
+                    (other, _) => {
+                        let mut e = unknown_field("", other, &["mount_path"]);
+                        e.code = "unknown_query_parameter";
+                        e.message = e.message.replacen("unknown field", "unknown query parameter", 1);
+                        return Err(e);
+                    }
+                }
+            }
+            sandboxes::detach(state, &tenant, &id, &disk, mount_path).await
         }
         _ => Err(ApiError::not_found(format!("no route {method} {path}; see GET /v1/openapi.json"))),
     }

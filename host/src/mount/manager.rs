@@ -118,28 +118,29 @@ impl MountManager {
             table.push(Entry { request: request.clone(), status: MountStatus::Pending, error: None, client: client.clone(), handle: None });
         }
         let result = self.mount_now(&request, client, host_path).await;
-        let mut table = self.table();
-        let idx = table.iter().position(|e| e.request == request && e.status == MountStatus::Pending);
-        match (result, idx) {
-            (Ok(handle), Some(i)) => {
-                table[i].status = MountStatus::Mounted;
-                table[i].handle = Some(handle);
-                tracing::info!(sandbox = %request.sandbox_id, disk = %request.disk_id, mount_path = %request.mount_path, "attached");
-                Ok(())
-            }
-            (Ok(handle), None) => {
-                // The entry vanished (shutdown raced us): do not leak the mount.
-                drop(table);
-                let _ = tokio::task::spawn_blocking(move || handle.unmount()).await;
-                Err(AttachError::Task("the attachment was cancelled while mounting".into()))
-            }
-            (Err(e), idx) => {
-                if let Some(i) = idx {
-                    table.remove(i);
+        // Decide under the lock, act (possibly awaiting) after releasing it.
+        let orphan = {
+            let mut table = self.table();
+            let idx = table.iter().position(|e| e.request == request && e.status == MountStatus::Pending);
+            match (result, idx) {
+                (Ok(handle), Some(i)) => {
+                    table[i].status = MountStatus::Mounted;
+                    table[i].handle = Some(handle);
+                    tracing::info!(sandbox = %request.sandbox_id, disk = %request.disk_id, mount_path = %request.mount_path, "attached");
+                    return Ok(());
                 }
-                Err(e)
+                // The entry vanished (shutdown raced us): do not leak the mount.
+                (Ok(handle), None) => handle,
+                (Err(e), idx) => {
+                    if let Some(i) = idx {
+                        table.remove(i);
+                    }
+                    return Err(e);
+                }
             }
-        }
+        };
+        let _ = tokio::task::spawn_blocking(move || orphan.unmount()).await;
+        Err(AttachError::Task("the attachment was cancelled while mounting".into()))
     }
 
     async fn mount_now(&self, request: &AttachRequest, client: S3Client, host_path: std::path::PathBuf) -> Result<MountHandle, AttachError> {

@@ -26,7 +26,7 @@ pub enum SandboxError {
 
 /// Maps sandbox ids to their roots. Implemented by the embedding runtime;
 /// [`DirectoryResolver`] is the daemon's default.
-pub trait SandboxResolver: Send + Sync + 'static {
+pub trait SandboxResolver: Send + Sync + std::fmt::Debug + 'static {
     /// The root of `id`, or `NotFound`.
     fn resolve(&self, id: &str) -> Result<SandboxRoot, SandboxError>;
 

@@ -1,0 +1,185 @@
+//! Sandboxes and attachments over real HTTP: register -> attach (a real
+//! FUSE mount) -> files land in the bucket under the sub path -> detach,
+//! bucket untouched; attach at create time, read-only, conflicts and
+//! escapes, tenancy, and re-attach after a restart.
+
+mod api_support;
+
+use std::path::{Path, PathBuf};
+
+use api_support::*;
+use byos3::s3::Addressing;
+use byos3_tests::Garage;
+use serde_json::{json, Value};
+
+/// Last-resort cleanup: lazily unmounts any FUSE mount left under the
+/// state directory, also when an assertion failed.
+struct MountGuard(PathBuf);
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let prefix = self.0.display().to_string();
+        for line in mounts.lines().filter(|l| l.contains("fuse")) {
+            if let Some(mp) = line.split_whitespace().nth(1).filter(|mp| mp.starts_with(&prefix)) {
+                let _ = std::process::Command::new("fusermount3").args(["-uz", mp]).status();
+            }
+        }
+    }
+}
+
+fn keys_in(g: &Garage, rt: &tokio::runtime::Runtime, prefix: &str) -> Vec<String> {
+    let client = g.client(Addressing::Path);
+    let page = rt.block_on(client.list_objects(prefix, None, None, None, None)).unwrap();
+    page.objects.into_iter().map(|o| o.key).collect()
+}
+
+fn root_of(v: &Value) -> PathBuf {
+    PathBuf::from(v["root"].as_str().expect("sandbox root"))
+}
+
+fn is_mounted(p: &Path) -> bool {
+    let target = p.display().to_string();
+    std::fs::read_to_string("/proc/mounts").unwrap_or_default().lines().any(|l| l.split_whitespace().nth(1) == Some(target.as_str()))
+}
+
+#[test]
+fn attach_write_detach_and_restart() {
+    let g = Garage::start().unwrap();
+    let rt = runtime();
+    let mut s = rt.block_on(InProc::start()).unwrap();
+    let _guard = MountGuard(s.state_dir().to_path_buf());
+    let api = s.api.clone();
+
+    rt.block_on(async {
+        let r = api.post("/v1/disks", ALICE, &disk_body("eu-data", &g)).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+
+        let r = api.post("/v1/sandboxes", ALICE, &json!({"name": "sb-one"})).await;
+        let sb = r.ok(201).clone();
+        for k in ["id", "status", "created_at", "vcpu", "mem_mib", "disk_mib", "ingress_enabled", "name", "root"] {
+            assert!(sb.get(k).is_some(), "SandboxView lacks {k}: {sb}");
+        }
+        assert!(sb["id"].as_str().unwrap().starts_with("sb_"));
+        assert_eq!(sb["status"], "running");
+        let id = sb["id"].as_str().unwrap().to_string();
+        let root = root_of(&sb);
+
+        let attach = json!({"disk_id": "eu-data", "mount_path": "/mnt/data", "sub_path": "team-a/"});
+        let r = api.post(&format!("/v1/sandboxes/{id}/disks"), ALICE, &attach).await;
+        assert_eq!(r.ok(201), &json!({"ok": true}));
+        // The same attach again is idempotent.
+        let r = api.post(&format!("/v1/sandboxes/{id}/disks"), ALICE, &attach).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+
+        let dir = root.join("mnt/data");
+        assert!(is_mounted(&dir));
+        std::fs::write(dir.join("hello.txt"), b"hello").unwrap();
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/x.bin"), vec![1u8; 300_000]).unwrap();
+
+        let r = api.get(&format!("/v1/sandboxes/sb-one/disks"), ALICE).await;
+        let page = r.ok(200);
+        assert_eq!(page["pagination"]["total"], 1);
+        let row = &page["data"][0];
+        assert_eq!(row["name"], "eu-data");
+        assert_eq!(row["mount_path"], "/mnt/data");
+        assert_eq!(row["sub_path"], "team-a/");
+        assert_eq!(row["mount_status"], "mounted");
+        assert_eq!(row["config"]["bucket"], g.bucket.as_str());
+    });
+    let before = keys_in(&g, &rt, "");
+    assert!(before.contains(&"team-a/hello.txt".to_string()) && before.contains(&"team-a/sub/x.bin".to_string()), "{before:?}");
+
+    rt.block_on(async {
+        // Conflicts, escapes and tenancy.
+        let bad = [
+            (json!({"disk_id": "eu-data", "mount_path": "/mnt/data/inner"}), 409, "mount_path_in_use"),
+            (json!({"disk_id": "eu-data", "mount_path": "/mnt"}), 409, "mount_path_in_use"),
+            (json!({"disk_id": "eu-data", "mount_path": "mnt/x"}), 400, "invalid_mount_path"),
+            (json!({"disk_id": "eu-data", "mount_path": "/mnt/../etc"}), 400, "invalid_mount_path"),
+            (json!({"disk_id": "eu-data", "mount_path": "/y", "sub_path": "/abs"}), 400, "invalid_sub_path"),
+            (json!({"disk_id": "eu-data", "mount_path": "/y", "sub_path": "a/../../b"}), 400, "invalid_sub_path"),
+            (json!({"disk_id": "nope", "mount_path": "/y"}), 404, "not_found"),
+            (json!({"disk": "eu-data", "mount_path": "/y"}), 400, "unknown_field"),
+        ];
+        for (body, status, code) in bad {
+            let r = api.post("/v1/sandboxes/sb-one/disks", ALICE, &body).await;
+            assert_eq!((r.status, r.code()), (status, code), "{body}: {}", r.text());
+        }
+        assert_eq!(api.get("/v1/sandboxes/sb-one", BOB).await.status, 404);
+        assert_eq!(api.get("/v1/sandboxes/sb-one/disks", BOB).await.status, 404);
+        assert_eq!(api.delete("/v1/sandboxes/sb-one/disks/eu-data?mount_path=/mnt/data", BOB).await.status, 404);
+
+        // A disk in use cannot be deleted.
+        let r = api.delete("/v1/disks/eu-data", ALICE).await;
+        assert_eq!((r.status, r.code()), (409, "disk_attached"), "{}", r.text());
+    });
+
+    // Restart: shutdown unmounts; the next start mounts again.
+    let state = s.dir.path().to_path_buf();
+    rt.block_on(s.stop());
+    let sb_root = state.join("sandboxes");
+    let root = std::fs::read_dir(&sb_root).unwrap().next().unwrap().unwrap().path();
+    assert!(!is_mounted(&root.join("mnt/data")), "shutdown unmounts");
+    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    let s2 = rt.block_on(InProc::start_with(dir, |_| {})).unwrap();
+    let api = s2.api.clone();
+    rt.block_on(async {
+        let r = api.get("/v1/sandboxes/sb-one/disks", ALICE).await;
+        assert_eq!(r.ok(200)["data"][0]["mount_status"], "mounted", "{}", r.text());
+        assert_eq!(std::fs::read(root.join("mnt/data/hello.txt")).unwrap(), b"hello");
+
+        let r = api.delete("/v1/sandboxes/sb-one/disks/eu-data", ALICE).await;
+        assert_eq!((r.status, r.code()), (400, "missing_query_parameter"), "{}", r.text());
+        let r = api.delete("/v1/sandboxes/sb-one/disks/eu-data?mount_path=/mnt/data", ALICE).await;
+        assert_eq!(r.ok(200), &json!({"detached": true}));
+        assert!(!is_mounted(&root.join("mnt/data")));
+        let r = api.delete("/v1/sandboxes/sb-one/disks/eu-data?mount_path=/mnt/data", ALICE).await;
+        assert_eq!(r.status, 404, "{}", r.text());
+        assert_eq!(api.get("/v1/sandboxes/sb-one/disks", ALICE).await.ok(200)["pagination"]["total"], 0);
+    });
+    assert_eq!(keys_in(&g, &rt, ""), before, "detach never touches the bucket");
+    let mut s2 = s2;
+    rt.block_on(s2.stop());
+}
+
+#[test]
+fn attach_at_create_time_read_only_and_delete_sandbox() {
+    let g = Garage::start().unwrap();
+    let rt = runtime();
+    let mut s = rt.block_on(InProc::start()).unwrap();
+    let _guard = MountGuard(s.state_dir().to_path_buf());
+    let api = s.api.clone();
+    rt.block_on(async {
+        assert_eq!(api.post("/v1/disks", ALICE, &disk_body("shared", &g)).await.status, 201);
+        let body = json!({"disks": [
+            {"disk_id": "shared", "mount_path": "/ro", "sub_path": "a", "read_only": true},
+            {"disk_id": "shared", "mount_path": "/rw", "sub_path": "b"},
+            {"disk_id": "missing", "mount_path": "/x"},
+        ]});
+        let r = api.post("/v1/sandboxes", ALICE, &body).await;
+        let sb = r.ok(201).clone();
+        let disks = sb["disks"].as_array().unwrap();
+        assert_eq!(disks[0]["mount_status"], "mounted", "{sb}");
+        assert_eq!(disks[1]["mount_status"], "mounted", "{sb}");
+        assert_eq!(disks[2]["mount_status"], "error", "{sb}");
+        assert!(disks[2]["mount_error"].as_str().unwrap().contains("not found"), "{sb}");
+        let root = root_of(&sb);
+
+        let err = std::fs::write(root.join("ro/x"), b"x").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+        std::fs::write(root.join("rw/only-b.txt"), b"b").unwrap();
+        let names: Vec<String> = std::fs::read_dir(root.join("ro")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert!(names.is_empty(), "the read-only mount shows only prefix a/: {names:?}");
+
+        let id = sb["id"].as_str().unwrap();
+        let r = api.delete(&format!("/v1/sandboxes/{id}"), ALICE).await;
+        assert_eq!(r.ok(200), &json!({"deleted": true}));
+        assert!(!is_mounted(&root.join("ro")) && !is_mounted(&root.join("rw")));
+        assert_eq!(api.get(&format!("/v1/sandboxes/{id}"), ALICE).await.status, 404);
+        assert_eq!(api.delete("/v1/disks/shared", ALICE).await.status, 200, "no attachment left");
+    });
+    assert_eq!(keys_in(&g, &rt, "b/"), ["b/only-b.txt"]);
+    rt.block_on(s.stop());
+}
