@@ -16,6 +16,16 @@ use rand::{Rng, SeedableRng};
 fn files_round_trip_byte_exact() {
     let env = Env::start();
     let m = env.mount("rt", opts());
+    // A file being written is listed, with its size so far, before close.
+    {
+        let mut f = std::fs::File::create(m.p("growing")).unwrap();
+        f.write_all(&pattern(3 * MIB, 5)).unwrap();
+        let names: Vec<_> = std::fs::read_dir(m.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(names.iter().any(|n| n == "growing"), "{names:?}");
+        assert_eq!(std::fs::metadata(m.p("growing")).unwrap().len(), 3 * MIB as u64);
+        assert_eq!(env.get("rt/growing"), None, "not in the bucket before close");
+    }
+    assert_eq!(env.get("rt/growing").unwrap().len(), 3 * MIB);
     let sizes = [0usize, 1, 5 * MIB + 1, 200 * MIB];
     for (i, &size) in sizes.iter().enumerate() {
         let data = pattern(size, i as u64 + 1);
@@ -54,6 +64,22 @@ fn random_offset_reads_match_the_source() {
     f.seek(SeekFrom::Start(data.len() as u64 + 10)).unwrap();
     let mut rest = Vec::new();
     assert_eq!(f.read_to_end(&mut rest).unwrap(), 0);
+    // A whole sequential read, then every prefetch buffer is given back.
+    f.seek(SeekFrom::Start(0)).unwrap();
+    let mut all = Vec::new();
+    f.read_to_end(&mut all).unwrap();
+    assert!(all == data);
+    drop(f);
+    let budget = opts().memory_budget;
+    let mut free = 0;
+    for _ in 0..100 {
+        free = m.handle().memory_available();
+        if free == budget {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(free, budget, "memory budget fully released after close");
 }
 
 #[test]
@@ -156,6 +182,20 @@ fn rename_files_and_directories() {
     let mut keys = env.keys("rn/");
     keys.sort();
     assert_eq!(keys, ["rn/e/c.txt", "rn/e/sub/y", "rn/e/x"]);
+
+    // An existing file being rewritten in place, renamed before close.
+    env.put("rn/staged", &pattern(11 * MIB, 4));
+    {
+        let mut f = std::fs::OpenOptions::new().write(true).open(m.p("staged")).unwrap();
+        f.seek(SeekFrom::Start(MIB as u64)).unwrap();
+        f.write_all(b"changed").unwrap();
+        std::fs::rename(m.p("staged"), m.p("staged2")).unwrap();
+        f.sync_all().unwrap();
+    }
+    let mut want = pattern(11 * MIB, 4);
+    want[MIB..MIB + 7].copy_from_slice(b"changed");
+    assert!(env.get("rn/staged2").unwrap() == want);
+    assert_eq!(env.get("rn/staged"), None);
 
     // A file being written, renamed before close, lands at its new name.
     {

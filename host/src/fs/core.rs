@@ -35,7 +35,7 @@ pub(crate) struct DirEntry {
 
 #[derive(Clone)]
 pub(crate) enum Handle {
-    Read { pf: Arc<Prefetcher> },
+    Read { ino: u64, pf: Arc<Prefetcher> },
     Write { ino: u64, w: Arc<tokio::sync::Mutex<WriteHandle>> },
     Dir { entries: Arc<Vec<DirEntry>> },
 }
@@ -393,7 +393,7 @@ impl Core {
             };
             let pf = Prefetcher::new(self.read_ctx.clone(), key, etag, size);
             self.inodes.update(ino, |x| x.open += 1);
-            return Ok(self.add_handle(Handle::Read { pf: Arc::new(pf) }));
+            return Ok(self.add_handle(Handle::Read { ino, pf: Arc::new(pf) }));
         }
         self.ro()?;
         let w = if truncate || n.local {
@@ -445,7 +445,7 @@ impl Core {
 
     pub async fn read(&self, fh: u64, offset: u64, len: u32) -> Result<Bytes, Errno> {
         match self.handle(fh)? {
-            Handle::Read { pf } => pf.read(offset, len).await,
+            Handle::Read { pf, .. } => pf.read(offset, len).await,
             Handle::Write { ino, w } => {
                 let key = self.key(&self.node(ino)?.path);
                 w.lock().await.read(&key, offset, len).await
@@ -513,7 +513,7 @@ impl Core {
     pub async fn release(&self, fh: u64) -> Result<(), Errno> {
         let Some(h) = self.take_handle(fh) else { return Ok(()) };
         let ino = match h {
-            Handle::Read { .. } => None,
+            Handle::Read { ino, .. } => Some(ino),
             Handle::Write { ino, w } => {
                 let mut w = w.lock().await;
                 let mut result = Ok(());
@@ -696,6 +696,11 @@ impl Core {
                 self.rename_tree(&self.dir_prefix(&src.path), &self.dir_prefix(&new_path)).await?;
             }
         }
+        let (from, to) = match src.meta.kind {
+            Kind::File => (self.key(&src.path), self.key(&new_path)),
+            Kind::Dir => (self.dir_prefix(&src.path), self.dir_prefix(&new_path)),
+        };
+        self.rebase_writers(&from, &to).await;
         self.inodes.rename(parent, name, new_parent, new_name);
         self.listings.set(parent, name, None);
         let mut meta = src.meta.clone();
@@ -704,6 +709,23 @@ impl Core {
         }
         self.listings.set(new_parent, new_name, Some(meta));
         Ok(())
+    }
+
+    /// Open writers that build on a renamed object read it at its new key.
+    async fn rebase_writers(&self, from: &str, to: &str) {
+        let writers: Vec<_> = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(|h| match h {
+                Handle::Write { w, .. } => Some(w.clone()),
+                _ => None,
+            })
+            .collect();
+        for w in writers {
+            w.lock().await.rebase(from, to);
+        }
     }
 
     async fn copy(&self, from: &str, to: &str, size: u64) -> Result<(), Errno> {

@@ -250,3 +250,17 @@ impl Prefetcher {
         st.segments.iter().filter(|s| s.range.start < end && s.range.end > offset).cloned().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_out_spans_chunks_and_slices_within_one() {
+        let chunks = [Bytes::from_static(b"abcd"), Bytes::from_static(b"efgh"), Bytes::from_static(b"ij")];
+        assert_eq!(&copy_out(&chunks, 1..3)[..], b"bc");
+        assert_eq!(&copy_out(&chunks, 2..9)[..], b"cdefghi");
+        assert_eq!(&copy_out(&chunks, 8..10)[..], b"ij");
+        assert!(copy_out(&chunks, 10..10).is_empty());
+    }
+}

@@ -25,6 +25,9 @@ use super::budget::Budget;
 use super::staging::{RangeSet, Staging, StagingFile};
 use crate::s3::{CompletedPart, Payload, PutOptions, S3Client, S3Error};
 
+/// The largest object S3 stores; a file may not grow past it.
+const MAX_OBJECT: u64 = 5 * 1024 * 1024 * 1024 * 1024;
+
 /// Multipart uploads this mount started and could not abort.
 pub(crate) type Orphans = Arc<Mutex<Vec<(String, String)>>>;
 
@@ -152,6 +155,20 @@ impl WriteHandle {
         self.dirty
     }
 
+    /// The object this handle builds on was renamed from `from` to `to`
+    /// (a key, or a directory prefix ending in `/`).
+    pub fn rebase(&mut self, from: &str, to: &str) {
+        if let State::Staged(Staged { base: Some(b), .. }) = &mut self.state {
+            if b.key == from {
+                b.key = to.to_string();
+            } else if from.ends_with('/') {
+                if let Some(rest) = b.key.strip_prefix(from) {
+                    b.key = format!("{to}{rest}");
+                }
+            }
+        }
+    }
+
     /// Data was lost: the handle can only report the error.
     pub fn is_failed(&self) -> bool {
         self.failed.is_some()
@@ -167,9 +184,12 @@ impl WriteHandle {
 
     pub async fn write(&mut self, key: &str, offset: u64, data: &[u8]) -> Result<(), i32> {
         self.check()?;
+        if offset.saturating_add(data.len() as u64) > MAX_OBJECT {
+            return Err(libc::EFBIG);
+        }
         if let State::Streaming(s) = &self.state {
             if offset != s.size {
-                self.to_staged(key).await?;
+                self.switch_to_staged(key).await?;
             }
         }
         self.dirty = true;
@@ -189,9 +209,9 @@ impl WriteHandle {
     pub async fn read(&mut self, key: &str, offset: u64, len: u32) -> Result<Bytes, i32> {
         self.check()?;
         if matches!(self.state, State::Streaming(_)) {
-            self.to_staged(key).await?;
+            self.switch_to_staged(key).await?;
         }
-        let State::Staged(s) = &self.state else { unreachable!("converted above") };
+        let State::Staged(s) = &self.state else { return Err(libc::EIO) };
         let end = (offset + u64::from(len)).min(s.size);
         if offset >= end {
             return Ok(Bytes::new());
@@ -201,6 +221,9 @@ impl WriteHandle {
 
     pub async fn truncate(&mut self, key: &str, size: u64) -> Result<(), i32> {
         self.check()?;
+        if size > MAX_OBJECT {
+            return Err(libc::EFBIG);
+        }
         if size == self.size() {
             return Ok(());
         }
@@ -214,9 +237,9 @@ impl WriteHandle {
                 self.dirty = true;
                 return Ok(());
             }
-            self.to_staged(key).await?;
+            self.switch_to_staged(key).await?;
         }
-        let State::Staged(s) = &mut self.state else { unreachable!("converted above") };
+        let State::Staged(s) = &mut self.state else { return Err(libc::EIO) };
         s.truncate(size)?;
         self.dirty = true;
         Ok(())
@@ -277,7 +300,7 @@ impl WriteHandle {
     }
 
     /// Leaves streaming mode, keeping every byte written.
-    async fn to_staged(&mut self, key: &str) -> Result<(), i32> {
+    async fn switch_to_staged(&mut self, key: &str) -> Result<(), i32> {
         let State::Streaming(s) = &mut self.state else { return Ok(()) };
         if s.mpu.is_none() {
             let mut file = self.ctx.staging.create().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
@@ -313,6 +336,12 @@ async fn abort_mpu(ctx: &WriteCtx, mut mpu: Mpu) {
 
 impl Streamer {
     async fn append(&mut self, ctx: &WriteCtx, key: &str, data: &[u8]) -> Result<(), i32> {
+        if self.buf.capacity() == 0 && data.len() >= 1024 * 1024 {
+            // A large writer: one allocation per part instead of repeated
+            // doubling (small files keep small buffers).
+            let n = self.mpu.as_ref().map_or(1, |m| m.next_part);
+            self.buf.reserve(ctx.stream_part_len(n) as usize);
+        }
         self.buf.extend_from_slice(data);
         self.size += data.len() as u64;
         loop {
