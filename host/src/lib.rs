@@ -7,9 +7,11 @@
 //! - [`fs`]: the FUSE filesystem over a bucket prefix.
 //! - [`vault`], [`store`], [`api`]: credentials, registry and the HTTP API.
 //! - [`mount`]: the attach/detach lifecycle.
+//! - [`client`]: a client of the HTTP API (what the CLI uses).
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod fs;
 pub mod mount;
 pub mod plugin;

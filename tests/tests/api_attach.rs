@@ -183,3 +183,51 @@ fn attach_at_create_time_read_only_and_delete_sandbox() {
     assert_eq!(keys_in(&g, &rt, "b/"), ["b/only-b.txt"]);
     rt.block_on(s.stop());
 }
+
+#[test]
+fn the_public_client_drives_the_whole_flow() {
+    use byos3::client::{AttachSpec, Client, ClientError, NewDisk};
+    let g = Garage::start().unwrap();
+    let rt = runtime();
+    let mut s = rt.block_on(InProc::start()).unwrap();
+    let _guard = MountGuard(s.state_dir().to_path_buf());
+    let base = s.api.base.clone();
+    rt.block_on(async {
+        let api = Client::new(&base, ALICE).unwrap();
+        let mut new = NewDisk::new("via-client", &g.bucket, &g.endpoint_url());
+        new.use_path_style = Some(true);
+        let disk = api.create_disk(&new, &g.access_key, &g.secret_key).await.expect("create_disk");
+        assert!(disk.id.starts_with("disk_"));
+        assert_eq!(api.get_disk("via-client").await.unwrap(), disk);
+        assert_eq!(api.list_disks(10, 0).await.unwrap().pagination.total, 1);
+
+        // A wrong secret is a typed fail with the probe's code.
+        let err = api.create_disk(&NewDisk::new("bad", &g.bucket, &g.endpoint_url()), &g.access_key, "wrong-secret-0000").await.unwrap_err();
+        assert!(matches!(&err, ClientError::Fail { status: 422, .. }), "{err}");
+        assert_eq!(err.code(), Some("signature_mismatch"));
+
+        let sb = api.create_sandbox(Some("via-client"), &[AttachSpec::new("via-client", "/data").sub_path("c/")]).await.unwrap();
+        assert_eq!(sb.disks[0].mount_status, "mounted", "{sb:?}");
+        let root = PathBuf::from(sb.root.clone().unwrap());
+        std::fs::write(root.join("data/f.txt"), b"via client").unwrap();
+        api.attach(&sb.id, &AttachSpec::new(&disk.id, "/ro").sub_path("c/").read_only(true)).await.unwrap();
+        assert_eq!(std::fs::read(root.join("ro/f.txt")).unwrap(), b"via client");
+        let atts = api.attachments(&sb.id, 50, 0).await.unwrap();
+        assert_eq!(atts.data.len(), 2);
+        assert!(atts.data.iter().all(|a| a.mount_status == "mounted"));
+
+        // Rotating credentials reaches the live mounts (same keys: the harness has one pair).
+        api.rotate_credentials(&disk.id, &g.access_key, &g.secret_key).await.unwrap();
+        std::fs::write(root.join("data/after-rotation.txt"), b"x").unwrap();
+
+        api.detach(&sb.id, "via-client", "/ro").await.unwrap();
+        let err = api.detach(&sb.id, "via-client", "/ro").await.unwrap_err();
+        assert_eq!(err.code(), Some("not_found"), "{err}");
+        api.delete_sandbox(&sb.id).await.unwrap();
+        api.delete_disk("via-client").await.unwrap();
+        let err = Client::new(&base, "not-a-key").unwrap().list_disks(1, 0).await.unwrap_err();
+        assert!(matches!(err, ClientError::Fail { status: 401, .. }), "{err}");
+    });
+    assert_eq!(keys_in(&g, &rt, "c/"), ["c/after-rotation.txt", "c/f.txt"]);
+    rt.block_on(s.stop());
+}

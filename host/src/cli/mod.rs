@@ -3,6 +3,7 @@
 mod disk;
 mod mount;
 mod plugin;
+mod sandbox;
 mod serve;
 mod vault;
 
@@ -32,6 +33,13 @@ enum Command {
     /// Credential vault administration: rotate-key.
     #[command(subcommand)]
     Vault(vault::VaultCommand),
+    /// Sandboxes on a running server: create, list, show, delete.
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCommand),
+    /// Attach a disk to a sandbox at a mount path (returns once mounted).
+    Attach(sandbox::AttachArgs),
+    /// Detach a disk: flush, unmount; the bucket is never touched.
+    Detach(sandbox::DetachArgs),
 }
 
 /// Entry point of the `byos3` binary.
@@ -52,6 +60,9 @@ pub fn main() -> ExitCode {
             Command::Serve(a) => serve::run(a).await,
             Command::Disk(c) => disk::run(c).await,
             Command::Vault(c) => vault::run(c).await,
+            Command::Sandbox(c) => sandbox::run(c).await,
+            Command::Attach(a) => sandbox::attach(a).await,
+            Command::Detach(a) => sandbox::detach(a).await,
         }
     });
     match result {

@@ -1,0 +1,385 @@
+//! A client of the byos3 HTTP API, for Rust programs and the `byos3`
+//! command line: drive a byos3 server the way the CreateOS SDKs drive
+//! theirs.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), byos3::client::ClientError> {
+//! use byos3::client::{AttachSpec, Client, NewDisk};
+//! let api = Client::new("http://127.0.0.1:8787", "my-api-key")?;
+//! let disk = api
+//!     .create_disk(&NewDisk::new("eu-data", "my-bucket", "http://127.0.0.1:9000"), "access-key", "secret-key")
+//!     .await?;
+//! let sandbox = api.create_sandbox(Some("sb-one"), &[]).await?;
+//! api.attach(&sandbox.id, &AttachSpec::new(&disk.id, "/mnt/data").sub_path("team-a/")).await?;
+//! api.detach(&sandbox.id, &disk.id, "/mnt/data").await?;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+/// What a call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid server URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    #[error("cannot reach the byos3 server at {url}: {reason}")]
+    Transport { url: String, reason: String },
+    /// A JSend `fail` (4xx): `code` and `message` say what to fix.
+    #[error("{status} {code}: {message}")]
+    Fail { status: u16, code: String, message: String, data: Value },
+    /// A JSend `error` (5xx).
+    #[error("{status}: {message}")]
+    Server { status: u16, message: String },
+    #[error("unexpected answer from the server ({status}): {reason}")]
+    InvalidResponse { status: u16, reason: String },
+}
+
+impl ClientError {
+    /// The JSend `fail` code, if the server answered one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Fail { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A registered disk (`DiskView`). Never carries credentials.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Disk {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub config: DiskConfig,
+    pub created_at: String,
+    #[serde(default)]
+    pub provider: Option<String>,
+}
+
+/// A disk's configuration as the server reports it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct DiskConfig {
+    pub bucket: String,
+    pub endpoint: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub use_path_style: Option<bool>,
+}
+
+/// A sandbox (`SandboxView`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Sandbox {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub status: String,
+    pub created_at: String,
+    #[serde(default)]
+    pub root: Option<String>,
+    /// Only on create: how each attachment asked for went.
+    #[serde(default)]
+    pub disks: Vec<AttachOutcome>,
+}
+
+/// The outcome of one attachment asked for at sandbox creation.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct AttachOutcome {
+    pub disk_id: String,
+    pub mount_path: String,
+    pub mount_status: String,
+    #[serde(default)]
+    pub mount_error: Option<String>,
+}
+
+/// A disk attached to a sandbox (`SandboxDiskView`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Attachment {
+    pub disk_id: String,
+    pub name: String,
+    pub kind: String,
+    pub config: DiskConfig,
+    pub mount_path: String,
+    pub sub_path: String,
+    pub mount_status: String,
+    #[serde(default)]
+    pub mount_error: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub pagination: Pagination,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Pagination {
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+    pub count: u64,
+}
+
+/// What to register.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct NewDisk {
+    pub name: String,
+    pub bucket: String,
+    pub endpoint: String,
+    pub region: Option<String>,
+    pub use_path_style: Option<bool>,
+    /// The provider plugin to use (default: detected from the endpoint).
+    pub provider: Option<String>,
+    pub options: Vec<(String, String)>,
+}
+
+impl NewDisk {
+    pub fn new(name: &str, bucket: &str, endpoint: &str) -> Self {
+        Self {
+            name: name.into(),
+            bucket: bucket.into(),
+            endpoint: endpoint.into(),
+            region: None,
+            use_path_style: None,
+            provider: None,
+            options: Vec::new(),
+        }
+    }
+
+    fn config(&self) -> Value {
+        let mut c = json!({"bucket": self.bucket, "endpoint": self.endpoint});
+        if let Some(r) = &self.region {
+            c["region"] = json!(r);
+        }
+        if let Some(p) = self.use_path_style {
+            c["use_path_style"] = json!(p);
+        }
+        if let Some(p) = &self.provider {
+            c["provider"] = json!(p);
+        }
+        if !self.options.is_empty() {
+            c["options"] = Value::Object(self.options.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
+        }
+        c
+    }
+}
+
+/// Where to attach a disk.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AttachSpec {
+    pub disk_id: String,
+    pub mount_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_path: Option<String>,
+    pub read_only: bool,
+}
+
+impl AttachSpec {
+    pub fn new(disk_id: &str, mount_path: &str) -> Self {
+        Self { disk_id: disk_id.into(), mount_path: mount_path.into(), sub_path: None, read_only: false }
+    }
+
+    pub fn sub_path(mut self, p: &str) -> Self {
+        self.sub_path = Some(p.into());
+        self
+    }
+
+    pub fn read_only(mut self, ro: bool) -> Self {
+        self.read_only = ro;
+        self
+    }
+}
+
+/// Request bodies that borrow the secret: the only copy made is the
+/// serialised body, which is zeroized after sending.
+#[derive(Serialize)]
+struct CredentialsBody<'a> {
+    access_key: &'a str,
+    secret_key: &'a str,
+}
+
+#[derive(Serialize)]
+struct CreateDiskBody<'a> {
+    name: &'a str,
+    kind: &'a str,
+    config: Value,
+    credentials: CredentialsBody<'a>,
+}
+
+#[derive(Serialize)]
+struct RotateBody<'a> {
+    credentials: CredentialsBody<'a>,
+}
+
+/// A byos3 API client. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    key: std::sync::Arc<Zeroizing<String>>,
+    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+fn seg(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+impl Client {
+    /// A client of the server at `base_url` (`http://host:port`) using `api_key`.
+    pub fn new(base_url: &str, api_key: &str) -> Result<Self, ClientError> {
+        let base = base_url.trim_end_matches('/').to_string();
+        let bad = |reason: &str| ClientError::Url { url: base_url.to_string(), reason: reason.to_string() };
+        let uri: http::Uri = base.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => return Err(bad("https is not supported by this client yet; use http on loopback")),
+            _ => return Err(bad("expected http://HOST:PORT")),
+        }
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        Ok(Self { base, key: std::sync::Arc::new(Zeroizing::new(api_key.to_string())), http })
+    }
+
+    /// A client from `BYOS3_URL` (default `http://127.0.0.1:8787`) and `BYOS3_API_KEY`.
+    pub fn from_env() -> Result<Self, ClientError> {
+        let url = std::env::var("BYOS3_URL").unwrap_or_else(|_| "http://127.0.0.1:8787".into());
+        let key = std::env::var("BYOS3_API_KEY")
+            .map_err(|_| ClientError::Url { url: url.clone(), reason: "BYOS3_API_KEY is not set".into() })?;
+        Self::new(&url, &key)
+    }
+
+    /// Sends a request and returns the JSend `data` of a success.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Zeroizing<Vec<u8>>>) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let transport = |reason: String| ClientError::Transport { url: self.base.clone(), reason };
+        let mut req = Request::builder().method(method).uri(&url).header("x-api-key", self.key.as_str());
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let bytes = body.map(|b| Bytes::copy_from_slice(&b)).unwrap_or_default();
+        let req = req.body(Full::new(bytes)).map_err(|e| transport(e.to_string()))?;
+        let resp = self.http.request(req).await.map_err(|e| transport(e.to_string()))?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map_err(|e| transport(e.to_string()))?.to_bytes();
+        if status == StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        let invalid = |reason: String| ClientError::InvalidResponse { status: status.as_u16(), reason };
+        let v: Value = serde_json::from_slice(&body).map_err(|e| invalid(format!("not JSON: {e}")))?;
+        match v["status"].as_str() {
+            Some("success") => Ok(v["data"].clone()),
+            Some("fail") => Err(ClientError::Fail {
+                status: status.as_u16(),
+                code: v["data"]["code"].as_str().unwrap_or("unknown").to_string(),
+                message: v["data"]["message"].as_str().unwrap_or("").to_string(),
+                data: v["data"].clone(),
+            }),
+            Some("error") => Err(ClientError::Server {
+                status: status.as_u16(),
+                message: v["message"].as_str().unwrap_or("").to_string(),
+            }),
+            _ => Err(invalid("not a JSend envelope".into())),
+        }
+    }
+
+    async fn typed<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Zeroizing<Vec<u8>>>) -> Result<T, ClientError> {
+        let data = self.call(method, path, body).await?;
+        serde_json::from_value(data).map_err(|e| ClientError::InvalidResponse { status: 200, reason: e.to_string() })
+    }
+
+    fn json_body<T: Serialize + ?Sized>(v: &T) -> Option<Zeroizing<Vec<u8>>> {
+        Some(Zeroizing::new(serde_json::to_vec(v).unwrap_or_default()))
+    }
+
+    // ---- disks ----
+
+    /// Registers a disk (the server probes the bucket first).
+    pub async fn create_disk(&self, disk: &NewDisk, access_key: &str, secret_key: &str) -> Result<Disk, ClientError> {
+        let body = CreateDiskBody {
+            name: &disk.name,
+            kind: "s3",
+            config: disk.config(),
+            credentials: CredentialsBody { access_key, secret_key },
+        };
+        self.typed(Method::POST, "/v1/disks", Self::json_body(&body)).await
+    }
+
+    pub async fn list_disks(&self, limit: u32, offset: u64) -> Result<Page<Disk>, ClientError> {
+        self.typed(Method::GET, &format!("/v1/disks?limit={limit}&offset={offset}"), None).await
+    }
+
+    pub async fn get_disk(&self, id_or_name: &str) -> Result<Disk, ClientError> {
+        self.typed(Method::GET, &format!("/v1/disks/{}", seg(id_or_name)), None).await
+    }
+
+    /// Replaces a disk's credentials (probed first); live mounts use them next.
+    pub async fn rotate_credentials(&self, id_or_name: &str, access_key: &str, secret_key: &str) -> Result<Disk, ClientError> {
+        let body = RotateBody { credentials: CredentialsBody { access_key, secret_key } };
+        self.typed(Method::PATCH, &format!("/v1/disks/{}", seg(id_or_name)), Self::json_body(&body)).await
+    }
+
+    pub async fn delete_disk(&self, id_or_name: &str) -> Result<(), ClientError> {
+        self.call(Method::DELETE, &format!("/v1/disks/{}", seg(id_or_name)), None).await.map(drop)
+    }
+
+    // ---- sandboxes ----
+
+    /// Creates a sandbox, attaching `disks` at create time.
+    pub async fn create_sandbox(&self, name: Option<&str>, disks: &[AttachSpec]) -> Result<Sandbox, ClientError> {
+        let mut body = json!({});
+        if let Some(n) = name {
+            body["name"] = json!(n);
+        }
+        if !disks.is_empty() {
+            body["disks"] = serde_json::to_value(disks).unwrap_or_default();
+        }
+        self.typed(Method::POST, "/v1/sandboxes", Self::json_body(&body)).await
+    }
+
+    pub async fn list_sandboxes(&self, limit: u32, offset: u64) -> Result<Page<Sandbox>, ClientError> {
+        self.typed(Method::GET, &format!("/v1/sandboxes?limit={limit}&offset={offset}"), None).await
+    }
+
+    pub async fn get_sandbox(&self, id_or_name: &str) -> Result<Sandbox, ClientError> {
+        self.typed(Method::GET, &format!("/v1/sandboxes/{}", seg(id_or_name)), None).await
+    }
+
+    /// Detaches every disk (flushing writes), then deletes the sandbox.
+    pub async fn delete_sandbox(&self, id_or_name: &str) -> Result<(), ClientError> {
+        self.call(Method::DELETE, &format!("/v1/sandboxes/{}", seg(id_or_name)), None).await.map(drop)
+    }
+
+    // ---- attachments ----
+
+    /// Attaches a disk; returns once the mount is usable.
+    pub async fn attach(&self, sandbox: &str, spec: &AttachSpec) -> Result<(), ClientError> {
+        let body = serde_json::to_value(spec).unwrap_or_default();
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/disks", seg(sandbox)), Self::json_body(&body)).await.map(drop)
+    }
+
+    pub async fn attachments(&self, sandbox: &str, limit: u32, offset: u64) -> Result<Page<Attachment>, ClientError> {
+        self.typed(Method::GET, &format!("/v1/sandboxes/{}/disks?limit={limit}&offset={offset}", seg(sandbox)), None).await
+    }
+
+    /// Flushes pending uploads and unmounts; the bucket is not touched.
+    pub async fn detach(&self, sandbox: &str, disk: &str, mount_path: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/sandboxes/{}/disks/{}?mount_path={}", seg(sandbox), seg(disk), seg(mount_path));
+        self.call(Method::DELETE, &path, None).await.map(drop)
+    }
+}
