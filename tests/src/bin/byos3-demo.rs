@@ -1,18 +1,20 @@
 //! `make demo`: what byos3 does, end to end, on an embedded default.
 //!
-//! Starts the local S3 server (Garage on 127.0.0.1), checks the bucket
-//! through the byos3 S3 client, attaches it to a sandbox at /mnt/data with
-//! a sub path (a real FUSE mount), writes files through the mount, shows
-//! them in the bucket under the prefix, detaches, shows the bucket still
-//! holds them, and stops everything it started. Each step prints its timing.
+//! Starts the local S3 server (Garage on 127.0.0.1) and the byos3 API
+//! server (in this process, on a loopback port, with a fresh state
+//! directory), then over HTTP: registers the bucket as a disk (probed),
+//! creates a sandbox, attaches the disk at /mnt/data with a sub path (a
+//! real FUSE mount), writes files through the mount, shows them in the
+//! bucket under the prefix through the S3 API, detaches, shows the bucket
+//! still holds them, and stops everything it started. Each step prints its
+//! timing.
 
 use std::io::{IsTerminal, Read, Write};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use byos3::fs::MountOptions;
-use byos3::mount::{AttachRequest, DirectoryResolver, MountManager, MountPath, SubPath};
+use byos3::api::{ApiKeys, Server, ServerOptions};
+use byos3::client::{AttachSpec, Client, NewDisk};
 use byos3::s3::{Addressing, S3Client};
 use byos3_tests::{pattern, Garage};
 
@@ -39,7 +41,7 @@ fn show(objects: &[(String, u64)]) -> String {
 }
 
 fn main() -> Result<()> {
-    println!("byos3 demo: your bucket, mounted into a sandbox\n");
+    println!("byos3 demo: register your bucket, attach it to a sandbox, write, detach\n");
     let t = step("start the local S3 server (Garage on 127.0.0.1)");
     let garage = Garage::start()?;
     done(t, &format!("{} bucket {:?}", garage.endpoint_url(), garage.bucket));
@@ -51,28 +53,38 @@ fn main() -> Result<()> {
     done(t, "the bucket exists and the keys work");
 
     let state = tempfile::Builder::new().prefix("byos3-demo-").tempdir()?;
-    let resolver = Arc::new(DirectoryResolver::new(state.path().join("sandboxes")));
-    let opts = MountOptions { staging_dir: state.path().join("staging"), ..MountOptions::default() };
-    let manager = MountManager::new(resolver, opts);
-    let t = step("create sandbox sb-demo (a directory root)");
-    let root = manager.resolver().create("sb-demo")?.root;
-    done(t, &root.display().to_string());
+    let t = step("start the byos3 API server (127.0.0.1, fresh state dir)");
+    let key = byos3_tests::hex_string(16);
+    let mut opts = ServerOptions::new("127.0.0.1:0".parse()?, state.path().join("state"));
+    let mut keys = ApiKeys::new();
+    keys.add_env(&format!("demo={key}")).map_err(anyhow::Error::msg)?;
+    opts.api_keys = keys;
+    opts.generate_api_key = false;
+    opts.master_key.env_value = None;
+    let server = rt.block_on(Server::start(opts))?;
+    let url = format!("http://{}", server.local_addr());
+    done(t, &url);
+    let api = Client::new(&url, &key)?;
 
-    let request = AttachRequest {
-        sandbox_id: "sb-demo".into(),
-        disk_id: "eu-data".into(),
-        mount_path: MountPath::parse("/mnt/data")?,
-        sub_path: SubPath::parse("team-a/")?,
-        read_only: false,
-    };
-    let t = step("attach the bucket at /mnt/data, sub_path team-a/");
-    rt.block_on(manager.attach(request.clone(), client.clone()))?;
-    done(t, "FUSE mount ready (attach latency)");
+    let t = step("POST /v1/disks: register the bucket (probed first)");
+    let mut disk = NewDisk::new("eu-data", &garage.bucket, &garage.endpoint_url());
+    disk.use_path_style = Some(true);
+    let disk = rt.block_on(api.create_disk(&disk, &garage.access_key, &garage.secret_key))?;
+    done(t, &format!("{} via plugin {}", disk.id, disk.provider.as_deref().unwrap_or("?")));
+
+    let t = step("POST /v1/sandboxes");
+    let sandbox = rt.block_on(api.create_sandbox(Some("sb-demo"), &[]))?;
+    let root = std::path::PathBuf::from(sandbox.root.clone().unwrap_or_default());
+    done(t, &format!("{} root {}", sandbox.id, root.display()));
+
+    let t = step("POST /v1/sandboxes/{id}/disks: /mnt/data, sub_path team-a/");
+    rt.block_on(api.attach(&sandbox.id, &AttachSpec::new("eu-data", "/mnt/data").sub_path("team-a/")))?;
+    done(t, "mounted (attach latency, API call to usable mount)");
 
     let result = write_through_the_mount(&rt, &client, &root);
-    let t = step("detach (flush, unmount; the bucket is not touched)");
-    let detached = rt.block_on(manager.detach("sb-demo", "eu-data", &request.mount_path));
-    done(t, if detached.is_ok() { "unmounted" } else { "FAILED" });
+    let t = step("DELETE .../disks/eu-data?mount_path=/mnt/data");
+    let detached = rt.block_on(api.detach(&sandbox.id, "eu-data", "/mnt/data"));
+    done(t, if detached.is_ok() { "flushed and unmounted" } else { "FAILED" });
     result?;
     detached?;
 
@@ -80,6 +92,11 @@ fn main() -> Result<()> {
     let after = list(&rt, &client, "team-a/")?;
     done(t, &show(&after));
     anyhow::ensure!(after.len() == 2, "the bucket should still hold both files");
+
+    let t = step("delete the sandbox, stop the API server");
+    rt.block_on(api.delete_sandbox(&sandbox.id))?;
+    rt.block_on(server.shutdown());
+    done(t, "no mount left");
 
     let t = step("stop the local S3 server");
     drop(garage);
