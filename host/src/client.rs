@@ -37,7 +37,12 @@ pub enum ClientError {
     Transport { url: String, reason: String },
     /// A JSend `fail` (4xx): `code` and `message` say what to fix.
     #[error("{status} {code}: {message}")]
-    Fail { status: u16, code: String, message: String, data: Value },
+    Fail {
+        status: u16,
+        code: String,
+        message: String,
+        data: Value,
+    },
     /// A JSend `error` (5xx).
     #[error("{status}: {message}")]
     Server { status: u16, message: String },
@@ -188,7 +193,12 @@ pub struct AttachSpec {
 
 impl AttachSpec {
     pub fn new(disk_id: &str, mount_path: &str) -> Self {
-        Self { disk_id: disk_id.into(), mount_path: mount_path.into(), sub_path: None, read_only: false }
+        Self {
+            disk_id: disk_id.into(),
+            mount_path: mount_path.into(),
+            sub_path: None,
+            read_only: false,
+        }
     }
 
     pub fn sub_path(mut self, p: &str) -> Self {
@@ -233,7 +243,9 @@ pub struct Client {
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -245,7 +257,10 @@ impl Client {
     /// A client of the server at `base_url` (`http://host:port`) using `api_key`.
     pub fn new(base_url: &str, api_key: &str) -> Result<Self, ClientError> {
         let base = base_url.trim_end_matches('/').to_string();
-        let bad = |reason: &str| ClientError::Url { url: base_url.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| ClientError::Url {
+            url: base_url.to_string(),
+            reason: reason.to_string(),
+        };
         let uri: http::Uri = base.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
         match uri.scheme_str() {
             Some("http") => {}
@@ -253,22 +268,39 @@ impl Client {
             _ => return Err(bad("expected http://HOST:PORT")),
         }
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        Ok(Self { base, key: std::sync::Arc::new(Zeroizing::new(api_key.to_string())), http })
+        Ok(Self {
+            base,
+            key: std::sync::Arc::new(Zeroizing::new(api_key.to_string())),
+            http,
+        })
     }
 
     /// A client from `BYOS3_URL` (default `http://127.0.0.1:8787`) and `BYOS3_API_KEY`.
     pub fn from_env() -> Result<Self, ClientError> {
         let url = std::env::var("BYOS3_URL").unwrap_or_else(|_| "http://127.0.0.1:8787".into());
-        let key = std::env::var("BYOS3_API_KEY")
-            .map_err(|_| ClientError::Url { url: url.clone(), reason: "BYOS3_API_KEY is not set".into() })?;
+        let key = std::env::var("BYOS3_API_KEY").map_err(|_| ClientError::Url {
+            url: url.clone(),
+            reason: "BYOS3_API_KEY is not set".into(),
+        })?;
         Self::new(&url, &key)
     }
 
     /// Sends a request and returns the JSend `data` of a success.
-    pub async fn call(&self, method: Method, path: &str, body: Option<Zeroizing<Vec<u8>>>) -> Result<Value, ClientError> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
-        let transport = |reason: String| ClientError::Transport { url: self.base.clone(), reason };
-        let mut req = Request::builder().method(method).uri(&url).header("x-api-key", self.key.as_str());
+        let transport = |reason: String| ClientError::Transport {
+            url: self.base.clone(),
+            reason,
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("x-api-key", self.key.as_str());
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
@@ -276,11 +308,19 @@ impl Client {
         let req = req.body(Full::new(bytes)).map_err(|e| transport(e.to_string()))?;
         let resp = self.http.request(req).await.map_err(|e| transport(e.to_string()))?;
         let status = resp.status();
-        let body = resp.into_body().collect().await.map_err(|e| transport(e.to_string()))?.to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| transport(e.to_string()))?
+            .to_bytes();
         if status == StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
-        let invalid = |reason: String| ClientError::InvalidResponse { status: status.as_u16(), reason };
+        let invalid = |reason: String| ClientError::InvalidResponse {
+            status: status.as_u16(),
+            reason,
+        };
         let v: Value = serde_json::from_slice(&body).map_err(|e| invalid(format!("not JSON: {e}")))?;
         match v["status"].as_str() {
             Some("success") => Ok(v["data"].clone()),
@@ -298,9 +338,17 @@ impl Client {
         }
     }
 
-    async fn typed<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Zeroizing<Vec<u8>>>) -> Result<T, ClientError> {
+    async fn typed<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<T, ClientError> {
         let data = self.call(method, path, body).await?;
-        serde_json::from_value(data).map_err(|e| ClientError::InvalidResponse { status: 200, reason: e.to_string() })
+        serde_json::from_value(data).map_err(|e| ClientError::InvalidResponse {
+            status: 200,
+            reason: e.to_string(),
+        })
     }
 
     fn json_body<T: Serialize + ?Sized>(v: &T) -> Option<Zeroizing<Vec<u8>>> {
@@ -321,21 +369,37 @@ impl Client {
     }
 
     pub async fn list_disks(&self, limit: u32, offset: u64) -> Result<Page<Disk>, ClientError> {
-        self.typed(Method::GET, &format!("/v1/disks?limit={limit}&offset={offset}"), None).await
+        self.typed(Method::GET, &format!("/v1/disks?limit={limit}&offset={offset}"), None)
+            .await
     }
 
     pub async fn get_disk(&self, id_or_name: &str) -> Result<Disk, ClientError> {
-        self.typed(Method::GET, &format!("/v1/disks/{}", seg(id_or_name)), None).await
+        self.typed(Method::GET, &format!("/v1/disks/{}", seg(id_or_name)), None)
+            .await
     }
 
     /// Replaces a disk's credentials (probed first); live mounts use them next.
-    pub async fn rotate_credentials(&self, id_or_name: &str, access_key: &str, secret_key: &str) -> Result<Disk, ClientError> {
-        let body = RotateBody { credentials: CredentialsBody { access_key, secret_key } };
-        self.typed(Method::PATCH, &format!("/v1/disks/{}", seg(id_or_name)), Self::json_body(&body)).await
+    pub async fn rotate_credentials(
+        &self,
+        id_or_name: &str,
+        access_key: &str,
+        secret_key: &str,
+    ) -> Result<Disk, ClientError> {
+        let body = RotateBody {
+            credentials: CredentialsBody { access_key, secret_key },
+        };
+        self.typed(
+            Method::PATCH,
+            &format!("/v1/disks/{}", seg(id_or_name)),
+            Self::json_body(&body),
+        )
+        .await
     }
 
     pub async fn delete_disk(&self, id_or_name: &str) -> Result<(), ClientError> {
-        self.call(Method::DELETE, &format!("/v1/disks/{}", seg(id_or_name)), None).await.map(drop)
+        self.call(Method::DELETE, &format!("/v1/disks/{}", seg(id_or_name)), None)
+            .await
+            .map(drop)
     }
 
     // ---- sandboxes ----
@@ -353,16 +417,24 @@ impl Client {
     }
 
     pub async fn list_sandboxes(&self, limit: u32, offset: u64) -> Result<Page<Sandbox>, ClientError> {
-        self.typed(Method::GET, &format!("/v1/sandboxes?limit={limit}&offset={offset}"), None).await
+        self.typed(
+            Method::GET,
+            &format!("/v1/sandboxes?limit={limit}&offset={offset}"),
+            None,
+        )
+        .await
     }
 
     pub async fn get_sandbox(&self, id_or_name: &str) -> Result<Sandbox, ClientError> {
-        self.typed(Method::GET, &format!("/v1/sandboxes/{}", seg(id_or_name)), None).await
+        self.typed(Method::GET, &format!("/v1/sandboxes/{}", seg(id_or_name)), None)
+            .await
     }
 
     /// Detaches every disk (flushing writes), then deletes the sandbox.
     pub async fn delete_sandbox(&self, id_or_name: &str) -> Result<(), ClientError> {
-        self.call(Method::DELETE, &format!("/v1/sandboxes/{}", seg(id_or_name)), None).await.map(drop)
+        self.call(Method::DELETE, &format!("/v1/sandboxes/{}", seg(id_or_name)), None)
+            .await
+            .map(drop)
     }
 
     // ---- attachments ----
@@ -370,16 +442,32 @@ impl Client {
     /// Attaches a disk; returns once the mount is usable.
     pub async fn attach(&self, sandbox: &str, spec: &AttachSpec) -> Result<(), ClientError> {
         let body = serde_json::to_value(spec).unwrap_or_default();
-        self.call(Method::POST, &format!("/v1/sandboxes/{}/disks", seg(sandbox)), Self::json_body(&body)).await.map(drop)
+        self.call(
+            Method::POST,
+            &format!("/v1/sandboxes/{}/disks", seg(sandbox)),
+            Self::json_body(&body),
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn attachments(&self, sandbox: &str, limit: u32, offset: u64) -> Result<Page<Attachment>, ClientError> {
-        self.typed(Method::GET, &format!("/v1/sandboxes/{}/disks?limit={limit}&offset={offset}", seg(sandbox)), None).await
+        self.typed(
+            Method::GET,
+            &format!("/v1/sandboxes/{}/disks?limit={limit}&offset={offset}", seg(sandbox)),
+            None,
+        )
+        .await
     }
 
     /// Flushes pending uploads and unmounts; the bucket is not touched.
     pub async fn detach(&self, sandbox: &str, disk: &str, mount_path: &str) -> Result<(), ClientError> {
-        let path = format!("/v1/sandboxes/{}/disks/{}?mount_path={}", seg(sandbox), seg(disk), seg(mount_path));
+        let path = format!(
+            "/v1/sandboxes/{}/disks/{}?mount_path={}",
+            seg(sandbox),
+            seg(disk),
+            seg(mount_path)
+        );
         self.call(Method::DELETE, &path, None).await.map(drop)
     }
 }

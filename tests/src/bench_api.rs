@@ -62,13 +62,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 type MakeRequest = Arc<dyn Fn(&str, u64) -> Request<Full<Bytes>> + Send + Sync>;
 
 /// Drives `make` from `clients` tasks for `duration`.
-async fn drive(
-    base: &str,
-    clients: usize,
-    duration: Duration,
-    expect: u16,
-    make: MakeRequest,
-) -> Outcome {
+async fn drive(base: &str, clients: usize, duration: Duration, expect: u16, make: MakeRequest) -> Outcome {
     let counter = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
@@ -76,7 +70,9 @@ async fn drive(
     let deadline = start + duration;
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build_http::<Full<Bytes>>();
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(1)
+            .build_http::<Full<Bytes>>();
         let (make, counter, errors, base) = (make.clone(), counter.clone(), errors.clone(), base.to_string());
         let first_error = first_error.clone();
         tasks.push(tokio::spawn(async move {
@@ -89,7 +85,10 @@ async fn drive(
                         let status = resp.status().as_u16();
                         match resp.into_body().collect().await {
                             Ok(_) if status == expect => None,
-                            Ok(body) => Some(format!("HTTP {status}: {}", String::from_utf8_lossy(&body.to_bytes()).trim())),
+                            Ok(body) => Some(format!(
+                                "HTTP {status}: {}",
+                                String::from_utf8_lossy(&body.to_bytes()).trim()
+                            )),
                             Err(e) => Some(format!("reading the body: {e}")),
                         }
                     }
@@ -111,7 +110,12 @@ async fn drive(
     let elapsed = start.elapsed();
     latencies.sort();
     let first_error = first_error.lock().unwrap_or_else(|p| p.into_inner()).take();
-    Outcome { latencies, errors: errors.load(Ordering::Relaxed), first_error, elapsed }
+    Outcome {
+        latencies,
+        errors: errors.load(Ordering::Relaxed),
+        first_error,
+        elapsed,
+    }
 }
 
 fn disk_body(g: &Garage, name: &str) -> Vec<u8> {
@@ -168,14 +172,33 @@ pub fn run(cfg: &ApiBenchConfig) -> Result<()> {
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from(disk_body(&g, &format!("seed-{i}")))))?;
             let resp = client.request(req).await?;
-            anyhow::ensure!(resp.status().as_u16() == 201, "seeding disk {i}: HTTP {}", resp.status());
+            anyhow::ensure!(
+                resp.status().as_u16() == 201,
+                "seeding disk {i}: HTTP {}",
+                resp.status()
+            );
         }
 
-        println!("byos3 API on loopback: {} clients, {:?} per route, {} disks listed per GET", cfg.clients, cfg.duration, cfg.disks);
-        println!("{:<28} {:>8} {:>10} {:>9} {:>9} {:>9} {:>7}", "route", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors");
-        let get = drive(&base, cfg.clients, cfg.duration, 200, Arc::new(|base: &str, _| {
-            Request::get(format!("{base}/v1/disks")).header("x-api-key", KEY).body(Full::new(Bytes::new())).expect("request")
-        }))
+        println!(
+            "byos3 API on loopback: {} clients, {:?} per route, {} disks listed per GET",
+            cfg.clients, cfg.duration, cfg.disks
+        );
+        println!(
+            "{:<28} {:>8} {:>10} {:>9} {:>9} {:>9} {:>7}",
+            "route", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
+        );
+        let get = drive(
+            &base,
+            cfg.clients,
+            cfg.duration,
+            200,
+            Arc::new(|base: &str, _| {
+                Request::get(format!("{base}/v1/disks"))
+                    .header("x-api-key", KEY)
+                    .body(Full::new(Bytes::new()))
+                    .expect("request")
+            }),
+        )
         .await;
         print_row("GET /v1/disks", &get);
         let post = drive(&base, cfg.clients, cfg.duration, 201, {

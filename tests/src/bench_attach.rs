@@ -28,7 +28,10 @@ pub fn run() -> Result<()> {
     let garage = Garage::start()?;
     let state = tempfile::tempdir()?;
     let resolver = Arc::new(DirectoryResolver::new(state.path().join("sandboxes")));
-    let opts = MountOptions { staging_dir: state.path().join("staging"), ..MountOptions::default() };
+    let opts = MountOptions {
+        staging_dir: state.path().join("staging"),
+        ..MountOptions::default()
+    };
     let manager = MountManager::new(resolver, opts);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let root = manager.resolver().create("bench")?.root;
@@ -55,8 +58,17 @@ pub fn run() -> Result<()> {
     println!("attach/detach latency over {CYCLES} cycles (attach = mount + first file written)");
     println!("{:<10} {:>10} {:>10} {:>10}", "", "p50 ms", "p90 ms", "max ms");
     for (name, v) in [("attach", &attach), ("detach", &detach)] {
-        println!("{:<10} {:>10.1} {:>10.1} {:>10.1}", name, ms(percentile(v, 0.5)), ms(percentile(v, 0.9)), ms(v[v.len() - 1]));
+        println!(
+            "{:<10} {:>10.1} {:>10.1} {:>10.1}",
+            name,
+            ms(percentile(v, 0.5)),
+            ms(percentile(v, 0.9)),
+            ms(v[v.len() - 1])
+        );
     }
-    println!("goal: attach p50 < 100 ms (product page: ~1 s); p50/goal = {:.2}", ms(percentile(&attach, 0.5)) / 100.0);
+    println!(
+        "goal: attach p50 < 100 ms (product page: ~1 s); p50/goal = {:.2}",
+        ms(percentile(&attach, 0.5)) / 100.0
+    );
     Ok(())
 }

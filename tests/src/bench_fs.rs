@@ -24,7 +24,12 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut a = Args { byos3: PathBuf::from("target/release/byos3"), size_mib: 1024, files: 1000, only: None };
+    let mut a = Args {
+        byos3: PathBuf::from("target/release/byos3"),
+        size_mib: 1024,
+        files: 1000,
+        only: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = || it.next().with_context(|| format!("{arg} needs a value"));
@@ -68,7 +73,13 @@ fn is_mounted(p: &Path) -> bool {
 
 fn peak_rss(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     Some(kb / 1024.0)
 }
 
@@ -118,8 +129,16 @@ fn start_mount(kind: &str, args: &Args, g: &Garage, dir: &Path, work: &Path) -> 
     let mut cmd = match kind {
         "byos3" => {
             let mut c = Command::new(&args.byos3);
-            c.arg("mount").arg(format!("{}/bench", g.bucket)).arg(dir).args(["--endpoint", &url, "--path-style", "--region", &g.region]);
-            c.env("AWS_ACCESS_KEY_ID", &g.access_key).env("AWS_SECRET_ACCESS_KEY", &g.secret_key).env("BYOS3_LOG", "warn");
+            c.arg("mount").arg(format!("{}/bench", g.bucket)).arg(dir).args([
+                "--endpoint",
+                &url,
+                "--path-style",
+                "--region",
+                &g.region,
+            ]);
+            c.env("AWS_ACCESS_KEY_ID", &g.access_key)
+                .env("AWS_SECRET_ACCESS_KEY", &g.secret_key)
+                .env("BYOS3_LOG", "warn");
             c
         }
         "s3fs" => {
@@ -168,7 +187,10 @@ fn start_mount(kind: &str, args: &Args, g: &Garage, dir: &Path, work: &Path) -> 
     };
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
     let child = cmd.spawn().with_context(|| format!("starting {kind}"))?;
-    let mut m = MountProc { child, dir: dir.to_path_buf() };
+    let mut m = MountProc {
+        child,
+        dir: dir.to_path_buf(),
+    };
     wait_mounted(&mut m)?;
     Ok(m)
 }
@@ -193,7 +215,10 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
     let dir = work.path().join("mnt");
     std::fs::create_dir(&dir)?;
     let size = args.size_mib * MIB;
-    let mut row = Row { name: kind.to_string(), ..Row::default() };
+    let mut row = Row {
+        name: kind.to_string(),
+        ..Row::default()
+    };
     drop_caches();
     let m = start_mount(kind, args, g, &dir, work.path())?;
     let obj = dir.join("seq.bin");
@@ -205,7 +230,14 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
 
     let t = Instant::now();
     std::thread::scope(|s| -> Result<()> {
-        let hs: Vec<_> = (0..4).map(|i| s.spawn({ let obj = obj.clone(); move || read_seq(&obj, i * size / 4..(i + 1) * size / 4) })).collect();
+        let hs: Vec<_> = (0..4)
+            .map(|i| {
+                s.spawn({
+                    let obj = obj.clone();
+                    move || read_seq(&obj, i * size / 4..(i + 1) * size / 4)
+                })
+            })
+            .collect();
         for h in hs {
             h.join().expect("reader thread")?;
         }
@@ -236,17 +268,25 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
     let data = pattern(MIB as usize, 9);
     let t = Instant::now();
     {
-        let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(dir.join("written.bin"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(dir.join("written.bin"))?;
         for _ in 0..args.size_mib {
             f.write_all(&data)?;
         }
         f.sync_all()?;
     }
     let elapsed = t.elapsed();
-    let stored = rt.block_on(client.head_object("bench/written.bin")).map(|m| m.size).unwrap_or(0);
+    let stored = rt
+        .block_on(client.head_object("bench/written.bin"))
+        .map(|m| m.size)
+        .unwrap_or(0);
     row.seq_write = Some(mbps(size, elapsed));
     if stored != size {
-        row.note.push_str(&format!("write: object has {stored} bytes after fsync+close; "));
+        row.note
+            .push_str(&format!("write: object has {stored} bytes after fsync+close; "));
     }
 
     let small = dir.join(format!("small-{kind}"));
@@ -265,7 +305,10 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
     if !out.status.success() {
         row.note.push_str("ls -l failed; ");
     }
-    let lines = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with('-')).count();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('-'))
+        .count();
     if lines != args.files {
         row.note.push_str(&format!("ls -l saw {lines} files; "));
     }
@@ -281,7 +324,10 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
 
 fn ceiling(args: &Args, client: &S3Client, rt: &tokio::runtime::Runtime) -> Result<Row> {
     let size = args.size_mib * MIB;
-    let mut row = Row { name: "S3 client (ceiling)".into(), ..Row::default() };
+    let mut row = Row {
+        name: "S3 client (ceiling)".into(),
+        ..Row::default()
+    };
     rt.block_on(async {
         use futures_util::TryStreamExt;
         // One stream.
@@ -303,7 +349,9 @@ fn ceiling(args: &Args, client: &S3Client, rt: &tokio::runtime::Runtime) -> Resu
             let c = client.clone();
             tasks.spawn(async move {
                 let r = p * 8 * MIB..((p + 1) * 8 * MIB).min(size);
-                c.get_object_bytes("bench/seq.bin", Some(r), 16 * MIB as usize).await.map(drop)
+                c.get_object_bytes("bench/seq.bin", Some(r), 16 * MIB as usize)
+                    .await
+                    .map(drop)
             });
         }
         while let Some(r) = tasks.join_next().await {
@@ -313,7 +361,9 @@ fn ceiling(args: &Args, client: &S3Client, rt: &tokio::runtime::Runtime) -> Resu
         // Multipart upload, 8 parts of 8 MiB in flight.
         let part = bytes::Bytes::from(pattern(8 * MIB as usize, 5));
         let t = Instant::now();
-        let id = client.create_multipart_upload("bench/ceiling-w", &Default::default()).await?;
+        let id = client
+            .create_multipart_upload("bench/ceiling-w", &Default::default())
+            .await?;
         let mut tasks = tokio::task::JoinSet::new();
         let mut done = Vec::new();
         for n in 1..=(size / (8 * MIB)) as u32 {
@@ -343,17 +393,29 @@ fn fmt(v: Option<f64>, digits: usize) -> String {
 fn main() -> Result<()> {
     let args = parse_args()?;
     let g = Garage::start()?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let client = g.client(Addressing::Path);
     let size = args.size_mib * MIB;
-    eprintln!("preparing a {} MiB object and {} small files...", args.size_mib, args.files);
+    eprintln!(
+        "preparing a {} MiB object and {} small files...",
+        args.size_mib, args.files
+    );
     rt.block_on(async {
-        let id = client.create_multipart_upload("bench/seq.bin", &Default::default()).await?;
+        let id = client
+            .create_multipart_upload("bench/seq.bin", &Default::default())
+            .await?;
         let mut parts = Vec::new();
         for n in 0..size.div_ceil(8 * MIB) {
             let len = (size - n * 8 * MIB).min(8 * MIB);
             let body = bytes::Bytes::from(pattern(len as usize, n));
-            parts.push(client.upload_part("bench/seq.bin", &id, n as u32 + 1, Payload::Bytes(body)).await?);
+            parts.push(
+                client
+                    .upload_part("bench/seq.bin", &id, n as u32 + 1, Payload::Bytes(body))
+                    .await?,
+            );
         }
         client.complete_multipart_upload("bench/seq.bin", &id, &parts).await?;
         let mut tasks = tokio::task::JoinSet::new();
@@ -363,7 +425,13 @@ fn main() -> Result<()> {
             }
             let c = client.clone();
             tasks.spawn(async move {
-                c.put_object(&format!("bench/listing/f{i:05}"), Payload::Bytes(vec![7u8; 4096].into()), &Default::default()).await.map(drop)
+                c.put_object(
+                    &format!("bench/listing/f{i:05}"),
+                    Payload::Bytes(vec![7u8; 4096].into()),
+                    &Default::default(),
+                )
+                .await
+                .map(drop)
             });
         }
         while let Some(r) = tasks.join_next().await {
@@ -373,7 +441,14 @@ fn main() -> Result<()> {
     })?;
 
     let mut rows = vec![ceiling(&args, &client, &rt)?];
-    let have = |bin: &str| Command::new(bin).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    let have = |bin: &str| {
+        Command::new(bin)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
     let mut kinds = vec!["byos3"];
     if have("s3fs") {
         kinds.push("s3fs");
@@ -388,11 +463,18 @@ fn main() -> Result<()> {
         eprintln!("benchmarking {kind}...");
         match run_mount(kind, &args, &g, &client, &rt) {
             Ok(r) => rows.push(r),
-            Err(e) => rows.push(Row { name: kind.into(), note: format!("failed: {e:#}"), ..Row::default() }),
+            Err(e) => rows.push(Row {
+                name: kind.into(),
+                note: format!("failed: {e:#}"),
+                ..Row::default()
+            }),
         }
     }
 
-    println!("\nbyos3 filesystem benchmark: Garage on 127.0.0.1, {} MiB object, {} small files of 4 KiB", args.size_mib, args.files);
+    println!(
+        "\nbyos3 filesystem benchmark: Garage on 127.0.0.1, {} MiB object, {} small files of 4 KiB",
+        args.size_mib, args.files
+    );
     println!(
         "| mount | seq read 1 MiB/s | seq read 4 MiB/s | seq write MiB/s | rand 4K ops/s | rand 256K ops/s | small files/s | ls -l s | peak RSS MiB | notes |"
     );

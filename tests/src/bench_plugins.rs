@@ -26,7 +26,10 @@ pub fn run() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let files = std::fs::read_dir(&dir)?
-            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "wasm")))
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "wasm"))
+            })
             .count();
 
         let mut cold = Vec::new();
@@ -72,7 +75,11 @@ pub fn run() -> Result<()> {
             host.resolve(&cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             resolve.push(t0.elapsed());
         }
-        let auto = DiskConfig { provider: None, endpoint: Some("https://s3.example.test".into()), ..cfg.clone() };
+        let auto = DiskConfig {
+            provider: None,
+            endpoint: Some("https://s3.example.test".into()),
+            ..cfg.clone()
+        };
         let mut select = Vec::with_capacity(50);
         for _ in 0..50 {
             let t0 = Instant::now();
@@ -82,15 +89,31 @@ pub fn run() -> Result<()> {
 
         println!("plugin host ({files} bundled plugins in {}; median)", dir.display());
         println!("  {:<52} {:>10}", "step", "µs");
-        println!("  {:<52} {:>10}", "load dir, cold (compile all, 3 runs)", us(median(cold)));
-        println!("  {:<52} {:>10}", "load dir, warm (compiled cache, 5 runs)", us(median(warm)));
-        println!("  {:<52} {:>10}", format!("instantiate one plugin ({N} runs)"), us(median(inst)));
+        println!(
+            "  {:<52} {:>10}",
+            "load dir, cold (compile all, 3 runs)",
+            us(median(cold))
+        );
+        println!(
+            "  {:<52} {:>10}",
+            "load dir, warm (compiled cache, 5 runs)",
+            us(median(warm))
+        );
+        println!(
+            "  {:<52} {:>10}",
+            format!("instantiate one plugin ({N} runs)"),
+            us(median(inst))
+        );
         println!(
             "  {:<52} {:>10}",
             format!("resolve, provider named (instance + call, {N} runs)"),
             us(median(resolve))
         );
-        println!("  {:<52} {:>10}", "resolve, auto-detected (every matches + resolve, 50)", us(median(select)));
+        println!(
+            "  {:<52} {:>10}",
+            "resolve, auto-detected (every matches + resolve, 50)",
+            us(median(select))
+        );
         Ok(())
     })
 }

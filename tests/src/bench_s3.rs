@@ -30,7 +30,10 @@ fn stream_payload(block: &Bytes, len: u64) -> Payload {
         let n = (len - i * BLOCK as u64).min(BLOCK as u64) as usize;
         Ok(block.slice(..n))
     });
-    Payload::Stream { len, stream: futures_util::stream::iter(chunks).boxed() }
+    Payload::Stream {
+        len,
+        stream: futures_util::stream::iter(chunks).boxed(),
+    }
 }
 
 async fn drain(client: &S3Client, key: &str) -> Result<u64> {
@@ -54,7 +57,13 @@ pub fn run(cfg: &S3BenchConfig) -> Result<()> {
     let block = Bytes::from(pattern(BLOCK, 42));
     let ours = rt.block_on(async {
         let t = Instant::now();
-        client.put_object("bench/byos3-1", stream_payload(&block, cfg.size), &PutOptions::default()).await?;
+        client
+            .put_object(
+                "bench/byos3-1",
+                stream_payload(&block, cfg.size),
+                &PutOptions::default(),
+            )
+            .await?;
         let put_1 = mbps(cfg.size, t.elapsed());
         let t = Instant::now();
         let n = drain(&client, "bench/byos3-1").await?;
@@ -63,7 +72,10 @@ pub fn run(cfg: &S3BenchConfig) -> Result<()> {
         let puts = (0..8).map(|i| {
             let c = client.clone();
             let p = stream_payload(&block, cfg.par_size);
-            tokio::spawn(async move { c.put_object(&format!("bench/byos3-8-{i}"), p, &PutOptions::default()).await })
+            tokio::spawn(async move {
+                c.put_object(&format!("bench/byos3-8-{i}"), p, &PutOptions::default())
+                    .await
+            })
         });
         for h in futures_util::future::join_all(puts).await {
             h??;
@@ -104,17 +116,38 @@ pub fn run(cfg: &S3BenchConfig) -> Result<()> {
         None
     };
 
-    let ceiling = client.presign_get("bench/byos3-1", Duration::from_secs(600)).ok().and_then(|url| {
-        let out = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{speed_download}", &url]).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().ok()).flatten()
-    });
+    let ceiling = client
+        .presign_get("bench/byos3-1", Duration::from_secs(600))
+        .ok()
+        .and_then(|url| {
+            let out = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{speed_download}", &url])
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().ok())
+                .flatten()
+        });
 
     println!("S3 client throughput against local Garage (MB/s, 1 MB = 10^6 bytes)");
-    println!("single-stream object {} MiB, 8-way objects {} MiB each", cfg.size >> 20, cfg.par_size >> 20);
-    println!("{:<22} {:>10} {:>10} {:>14}", "transfer", "byos3", "boto3", "byos3/boto3");
-    for (i, (name, key)) in [("PUT 1 stream", "put_1"), ("GET 1 stream", "get_1"), ("PUT 8 streams", "put_8"), ("GET 8 streams", "get_8")]
-        .iter()
-        .enumerate()
+    println!(
+        "single-stream object {} MiB, 8-way objects {} MiB each",
+        cfg.size >> 20,
+        cfg.par_size >> 20
+    );
+    println!(
+        "{:<22} {:>10} {:>10} {:>14}",
+        "transfer", "byos3", "boto3", "byos3/boto3"
+    );
+    for (i, (name, key)) in [
+        ("PUT 1 stream", "put_1"),
+        ("GET 1 stream", "get_1"),
+        ("PUT 8 streams", "put_8"),
+        ("GET 8 streams", "get_8"),
+    ]
+    .iter()
+    .enumerate()
     {
         let p = peer.as_ref().and_then(|v| v[*key].as_f64());
         let ratio = p.map_or("-".to_string(), |p| format!("{:.2}", ours[i] / p));

@@ -39,7 +39,10 @@ pub fn garage_binary() -> PathBuf {
 
 /// A free TCP port on 127.0.0.1 (free when asked; good enough for tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port on 127.0.0.1")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
 }
 
 /// A Garage server with one key and one bucket, on loopback, with its own
@@ -107,7 +110,15 @@ api_bind_addr = "127.0.0.1:{admin}"
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let mut g = Garage { port, access_key, secret_key, bucket, region: region.to_string(), child: Some(child), dir };
+        let mut g = Garage {
+            port,
+            access_key,
+            secret_key,
+            bucket,
+            region: region.to_string(),
+            child: Some(child),
+            dir,
+        };
         g.wait_ready()?;
         Ok(g)
     }

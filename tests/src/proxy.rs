@@ -40,7 +40,12 @@ pub struct Seen {
 impl Seen {
     /// HEAD of an object (not of the bucket).
     pub fn is_head_object(&self) -> bool {
-        self.method == "HEAD" && self.target.trim_start_matches('/').split_once('/').is_some_and(|(_, k)| !k.is_empty())
+        self.method == "HEAD"
+            && self
+                .target
+                .trim_start_matches('/')
+                .split_once('/')
+                .is_some_and(|(_, k)| !k.is_empty())
     }
     pub fn is_list(&self) -> bool {
         self.method == "GET" && (self.target.contains("list-type=2") || self.target.contains("prefix="))
@@ -74,11 +79,15 @@ impl FaultProxy {
         let st = state.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let st = st.clone();
                 let client = client.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<Incoming>| forward(req, st.clone(), client.clone(), upstream_port));
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        forward(req, st.clone(), client.clone(), upstream_port)
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
@@ -134,7 +143,13 @@ async fn forward(
     let method = req.method().to_string();
     let target = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
     let fault = take_fault(&st);
-    let record = |status: Option<u16>| st.seen.lock().unwrap().push(Seen { method: method.clone(), target: target.clone(), status });
+    let record = |status: Option<u16>| {
+        st.seen.lock().unwrap().push(Seen {
+            method: method.clone(),
+            target: target.clone(),
+            status,
+        })
+    };
     match fault {
         Some(Fault::Reset) => {
             // Drain the body first so the client has sent everything: the
@@ -147,9 +162,11 @@ async fn forward(
             let _ = req.into_body().collect().await;
             record(Some(503));
             let body = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>injected</Message></Error>";
-            let resp = Response::builder()
-                .status(StatusCode::SERVICE_UNAVAILABLE)
-                .body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync())?;
+            let resp = Response::builder().status(StatusCode::SERVICE_UNAVAILABLE).body(
+                Full::new(Bytes::from(body))
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )?;
             return Ok(resp);
         }
         None => {}

@@ -31,7 +31,8 @@ impl TlsFront {
         let ca_cert = ca_params.self_signed(&ca_key)?;
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf_key = KeyPair::generate()?;
-        let leaf = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?.signed_by(&leaf_key, &issuer)?;
+        let leaf = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?
+            .signed_by(&leaf_key, &issuer)?;
 
         let dir = tempfile::tempdir()?;
         let ca_file = dir.path().join("ca.pem");
@@ -50,16 +51,27 @@ impl TlsFront {
         let port = listener.local_addr()?.port();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                    let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", upstream_port)).await else { return };
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", upstream_port)).await else {
+                        return;
+                    };
                     let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
                 });
             }
         });
-        Ok(Self { port, ca_file, _dir: dir, task })
+        Ok(Self {
+            port,
+            ca_file,
+            _dir: dir,
+            task,
+        })
     }
 }
 

@@ -30,7 +30,9 @@ impl Drop for MountGuard {
 
 fn keys_in(g: &Garage, rt: &tokio::runtime::Runtime, prefix: &str) -> Vec<String> {
     let client = g.client(Addressing::Path);
-    let page = rt.block_on(client.list_objects(prefix, None, None, None, None)).unwrap();
+    let page = rt
+        .block_on(client.list_objects(prefix, None, None, None, None))
+        .unwrap();
     page.objects.into_iter().map(|o| o.key).collect()
 }
 
@@ -40,7 +42,10 @@ fn root_of(v: &Value) -> PathBuf {
 
 fn is_mounted(p: &Path) -> bool {
     let target = p.display().to_string();
-    std::fs::read_to_string("/proc/mounts").unwrap_or_default().lines().any(|l| l.split_whitespace().nth(1) == Some(target.as_str()))
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(target.as_str()))
 }
 
 #[test]
@@ -57,7 +62,17 @@ fn attach_write_detach_and_restart() {
 
         let r = api.post("/v1/sandboxes", ALICE, &json!({"name": "sb-one"})).await;
         let sb = r.ok(201).clone();
-        for k in ["id", "status", "created_at", "vcpu", "mem_mib", "disk_mib", "ingress_enabled", "name", "root"] {
+        for k in [
+            "id",
+            "status",
+            "created_at",
+            "vcpu",
+            "mem_mib",
+            "disk_mib",
+            "ingress_enabled",
+            "name",
+            "root",
+        ] {
             assert!(sb.get(k).is_some(), "SandboxView lacks {k}: {sb}");
         }
         assert!(sb["id"].as_str().unwrap().starts_with("sb_"));
@@ -89,17 +104,44 @@ fn attach_write_detach_and_restart() {
         assert_eq!(row["config"]["bucket"], g.bucket.as_str());
     });
     let before = keys_in(&g, &rt, "");
-    assert!(before.contains(&"team-a/hello.txt".to_string()) && before.contains(&"team-a/sub/x.bin".to_string()), "{before:?}");
+    assert!(
+        before.contains(&"team-a/hello.txt".to_string()) && before.contains(&"team-a/sub/x.bin".to_string()),
+        "{before:?}"
+    );
 
     rt.block_on(async {
         // Conflicts, escapes and tenancy.
         let bad = [
-            (json!({"disk_id": "eu-data", "mount_path": "/mnt/data/inner"}), 409, "mount_path_in_use"),
-            (json!({"disk_id": "eu-data", "mount_path": "/mnt"}), 409, "mount_path_in_use"),
-            (json!({"disk_id": "eu-data", "mount_path": "mnt/x"}), 400, "invalid_mount_path"),
-            (json!({"disk_id": "eu-data", "mount_path": "/mnt/../etc"}), 400, "invalid_mount_path"),
-            (json!({"disk_id": "eu-data", "mount_path": "/y", "sub_path": "/abs"}), 400, "invalid_sub_path"),
-            (json!({"disk_id": "eu-data", "mount_path": "/y", "sub_path": "a/../../b"}), 400, "invalid_sub_path"),
+            (
+                json!({"disk_id": "eu-data", "mount_path": "/mnt/data/inner"}),
+                409,
+                "mount_path_in_use",
+            ),
+            (
+                json!({"disk_id": "eu-data", "mount_path": "/mnt"}),
+                409,
+                "mount_path_in_use",
+            ),
+            (
+                json!({"disk_id": "eu-data", "mount_path": "mnt/x"}),
+                400,
+                "invalid_mount_path",
+            ),
+            (
+                json!({"disk_id": "eu-data", "mount_path": "/mnt/../etc"}),
+                400,
+                "invalid_mount_path",
+            ),
+            (
+                json!({"disk_id": "eu-data", "mount_path": "/y", "sub_path": "/abs"}),
+                400,
+                "invalid_sub_path",
+            ),
+            (
+                json!({"disk_id": "eu-data", "mount_path": "/y", "sub_path": "a/../../b"}),
+                400,
+                "invalid_sub_path",
+            ),
             (json!({"disk_id": "nope", "mount_path": "/y"}), 404, "not_found"),
             (json!({"disk": "eu-data", "mount_path": "/y"}), 400, "unknown_field"),
         ];
@@ -109,7 +151,12 @@ fn attach_write_detach_and_restart() {
         }
         assert_eq!(api.get("/v1/sandboxes/sb-one", BOB).await.status, 404);
         assert_eq!(api.get("/v1/sandboxes/sb-one/disks", BOB).await.status, 404);
-        assert_eq!(api.delete("/v1/sandboxes/sb-one/disks/eu-data?mount_path=/mnt/data", BOB).await.status, 404);
+        assert_eq!(
+            api.delete("/v1/sandboxes/sb-one/disks/eu-data?mount_path=/mnt/data", BOB)
+                .await
+                .status,
+            404
+        );
 
         // A disk in use cannot be deleted.
         let r = api.delete("/v1/disks/eu-data", ALICE).await;
@@ -132,12 +179,19 @@ fn attach_write_detach_and_restart() {
 
         let r = api.delete("/v1/sandboxes/sb-one/disks/eu-data", ALICE).await;
         assert_eq!((r.status, r.code()), (400, "missing_query_parameter"), "{}", r.text());
-        let r = api.delete("/v1/sandboxes/sb-one/disks/eu-data?mount_path=/mnt/data", ALICE).await;
+        let r = api
+            .delete("/v1/sandboxes/sb-one/disks/eu-data?mount_path=/mnt/data", ALICE)
+            .await;
         assert_eq!(r.ok(200), &json!({"detached": true}));
         assert!(!is_mounted(&root.join("mnt/data")));
-        let r = api.delete("/v1/sandboxes/sb-one/disks/eu-data?mount_path=/mnt/data", ALICE).await;
+        let r = api
+            .delete("/v1/sandboxes/sb-one/disks/eu-data?mount_path=/mnt/data", ALICE)
+            .await;
         assert_eq!(r.status, 404, "{}", r.text());
-        assert_eq!(api.get("/v1/sandboxes/sb-one/disks", ALICE).await.ok(200)["pagination"]["total"], 0);
+        assert_eq!(
+            api.get("/v1/sandboxes/sb-one/disks", ALICE).await.ok(200)["pagination"]["total"],
+            0
+        );
     });
     assert_eq!(keys_in(&g, &rt, ""), before, "detach never touches the bucket");
     let mut s2 = s2;
@@ -170,7 +224,10 @@ fn attach_at_create_time_read_only_and_delete_sandbox() {
         let err = std::fs::write(root.join("ro/x"), b"x").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
         std::fs::write(root.join("rw/only-b.txt"), b"b").unwrap();
-        let names: Vec<String> = std::fs::read_dir(root.join("ro")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let names: Vec<String> = std::fs::read_dir(root.join("ro"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         assert!(names.is_empty(), "the read-only mount shows only prefix a/: {names:?}");
 
         let id = sb["id"].as_str().unwrap();
@@ -178,7 +235,11 @@ fn attach_at_create_time_read_only_and_delete_sandbox() {
         assert_eq!(r.ok(200), &json!({"deleted": true}));
         assert!(!is_mounted(&root.join("ro")) && !is_mounted(&root.join("rw")));
         assert_eq!(api.get(&format!("/v1/sandboxes/{id}"), ALICE).await.status, 404);
-        assert_eq!(api.delete("/v1/disks/shared", ALICE).await.status, 200, "no attachment left");
+        assert_eq!(
+            api.delete("/v1/disks/shared", ALICE).await.status,
+            200,
+            "no attachment left"
+        );
     });
     assert_eq!(keys_in(&g, &rt, "b/"), ["b/only-b.txt"]);
     rt.block_on(s.stop());
@@ -196,28 +257,48 @@ fn the_public_client_drives_the_whole_flow() {
         let api = Client::new(&base, ALICE).unwrap();
         let mut new = NewDisk::new("via-client", &g.bucket, &g.endpoint_url());
         new.use_path_style = Some(true);
-        let disk = api.create_disk(&new, &g.access_key, &g.secret_key).await.expect("create_disk");
+        let disk = api
+            .create_disk(&new, &g.access_key, &g.secret_key)
+            .await
+            .expect("create_disk");
         assert!(disk.id.starts_with("disk_"));
         assert_eq!(api.get_disk("via-client").await.unwrap(), disk);
         assert_eq!(api.list_disks(10, 0).await.unwrap().pagination.total, 1);
 
         // A wrong secret is a typed fail with the probe's code.
-        let err = api.create_disk(&NewDisk::new("bad", &g.bucket, &g.endpoint_url()), &g.access_key, "wrong-secret-0000").await.unwrap_err();
+        let err = api
+            .create_disk(
+                &NewDisk::new("bad", &g.bucket, &g.endpoint_url()),
+                &g.access_key,
+                "wrong-secret-0000",
+            )
+            .await
+            .unwrap_err();
         assert!(matches!(&err, ClientError::Fail { status: 422, .. }), "{err}");
         assert_eq!(err.code(), Some("signature_mismatch"));
 
-        let sb = api.create_sandbox(Some("via-client"), &[AttachSpec::new("via-client", "/data").sub_path("c/")]).await.unwrap();
+        let sb = api
+            .create_sandbox(
+                Some("via-client"),
+                &[AttachSpec::new("via-client", "/data").sub_path("c/")],
+            )
+            .await
+            .unwrap();
         assert_eq!(sb.disks[0].mount_status, "mounted", "{sb:?}");
         let root = PathBuf::from(sb.root.clone().unwrap());
         std::fs::write(root.join("data/f.txt"), b"via client").unwrap();
-        api.attach(&sb.id, &AttachSpec::new(&disk.id, "/ro").sub_path("c/").read_only(true)).await.unwrap();
+        api.attach(&sb.id, &AttachSpec::new(&disk.id, "/ro").sub_path("c/").read_only(true))
+            .await
+            .unwrap();
         assert_eq!(std::fs::read(root.join("ro/f.txt")).unwrap(), b"via client");
         let atts = api.attachments(&sb.id, 50, 0).await.unwrap();
         assert_eq!(atts.data.len(), 2);
         assert!(atts.data.iter().all(|a| a.mount_status == "mounted"));
 
         // Rotating credentials reaches the live mounts (same keys: the harness has one pair).
-        api.rotate_credentials(&disk.id, &g.access_key, &g.secret_key).await.unwrap();
+        api.rotate_credentials(&disk.id, &g.access_key, &g.secret_key)
+            .await
+            .unwrap();
         std::fs::write(root.join("data/after-rotation.txt"), b"x").unwrap();
 
         api.detach(&sb.id, "via-client", "/ro").await.unwrap();
@@ -225,7 +306,11 @@ fn the_public_client_drives_the_whole_flow() {
         assert_eq!(err.code(), Some("not_found"), "{err}");
         api.delete_sandbox(&sb.id).await.unwrap();
         api.delete_disk("via-client").await.unwrap();
-        let err = Client::new(&base, "not-a-key").unwrap().list_disks(1, 0).await.unwrap_err();
+        let err = Client::new(&base, "not-a-key")
+            .unwrap()
+            .list_disks(1, 0)
+            .await
+            .unwrap_err();
         assert!(matches!(err, ClientError::Fail { status: 401, .. }), "{err}");
     });
     assert_eq!(keys_in(&g, &rt, "c/"), ["c/after-rotation.txt", "c/f.txt"]);

@@ -22,7 +22,14 @@ fn store(state: &Path) -> SqliteStore {
 }
 
 fn vault(state: &Path) -> Vault {
-    Vault::load(&MasterKeyConfig { file: state.join("master.key"), env_value: None }, false).unwrap()
+    Vault::load(
+        &MasterKeyConfig {
+            file: state.join("master.key"),
+            env_value: None,
+        },
+        false,
+    )
+    .unwrap()
 }
 
 fn rotate_key(state: &Path) -> std::process::Output {
@@ -50,12 +57,27 @@ fn restart_keeps_disks_and_the_generated_key() {
         .find_map(|l| l.trim().strip_prefix("X-Api-Key: "))
         .unwrap_or_else(|| panic!("no generated key printed:\n{text}"))
         .to_string();
-    assert!(!std::fs::read_to_string(state.join(byos3::api::API_KEYS_FILE)).unwrap().contains(&key), "key stored in clear");
-    let view = rt.block_on(async { d.api.post("/v1/disks", &key, &disk_body("keep-me", &g)).await.ok(201).clone() });
+    assert!(
+        !std::fs::read_to_string(state.join(byos3::api::API_KEYS_FILE))
+            .unwrap()
+            .contains(&key),
+        "key stored in clear"
+    );
+    let view = rt.block_on(async {
+        d.api
+            .post("/v1/disks", &key, &disk_body("keep-me", &g))
+            .await
+            .ok(201)
+            .clone()
+    });
     assert!(d.stop(), "SIGTERM must end the server cleanly");
 
     let mut d = Daemon::start(&state, &log, &[], &[]).unwrap();
-    assert_eq!(d.log_text().matches("X-Api-Key: ").count(), 1, "the key is printed only on the first start");
+    assert_eq!(
+        d.log_text().matches("X-Api-Key: ").count(),
+        1,
+        "the key is printed only on the first start"
+    );
     rt.block_on(async {
         assert_eq!(d.api.get("/v1/disks/keep-me", &key).await.ok(200), &view);
         let id = view["id"].as_str().unwrap();
@@ -86,12 +108,16 @@ fn secrets_appear_in_no_response_database_file_or_log() {
     let rt = runtime();
     let mut bodies: Vec<Vec<u8>> = Vec::new();
     for (format, name) in [("text", "plain"), ("json", "jsonlog")] {
-        let env = [("BYOS3_API_KEYS", keys_env()), (
+        let env = [
+            ("BYOS3_API_KEYS", keys_env()),
+            (
                 // Everything at trace except aws-sigv4, whose trace lines
                 // print the access key id (see the issue note).
                 "BYOS3_LOG",
                 "trace,wasmtime=info,cranelift=info,aws_sigv4=debug".to_string(),
-            ), ("BYOS3_LOG_FORMAT", format.to_string())];
+            ),
+            ("BYOS3_LOG_FORMAT", format.to_string()),
+        ];
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut d = Daemon::start(&state, &log, &env, &[]).unwrap();
         rt.block_on(async {
@@ -114,7 +140,11 @@ fn secrets_appear_in_no_response_database_file_or_log() {
             // Malformed bodies holding secrets: truncated, bad types, unknown fields.
             let text = serde_json::to_string(&disk_body(&format!("{name}-x"), &g)).unwrap();
             let cut = text.find(&g.secret_key).unwrap() + 10;
-            record(api.raw("POST", "/v1/disks", Some(ALICE), &[], text.as_bytes()[..cut].to_vec()).await).fail(400);
+            record(
+                api.raw("POST", "/v1/disks", Some(ALICE), &[], text.as_bytes()[..cut].to_vec())
+                    .await,
+            )
+            .fail(400);
             let mut b = disk_body(&format!("{name}-y"), &g);
             b["credentials"]["extra"] = json!(g.secret_key);
             record(api.post("/v1/disks", ALICE, &b).await).fail(400);
@@ -129,10 +159,20 @@ fn secrets_appear_in_no_response_database_file_or_log() {
         });
         assert!(d.stop());
     }
-    let secrets = [g.secret_key.as_str(), g.access_key.as_str(), wrong1, wrong2, wrong_key_id];
+    let secrets = [
+        g.secret_key.as_str(),
+        g.access_key.as_str(),
+        wrong1,
+        wrong2,
+        wrong_key_id,
+    ];
     for (i, b) in bodies.iter().enumerate() {
         for s in secrets {
-            assert!(!contains(b, s), "response {i} discloses a credential: {}", String::from_utf8_lossy(b));
+            assert!(
+                !contains(b, s),
+                "response {i} discloses a credential: {}",
+                String::from_utf8_lossy(b)
+            );
         }
     }
     let log_text = std::fs::read(&log).unwrap();
@@ -159,7 +199,15 @@ fn secrets_appear_in_no_response_database_file_or_log() {
     let st = store(&state);
     let disk = st.find_disk("alice", "plain").unwrap().unwrap();
     let sealed = st.sealed_credentials("alice", &disk.id).unwrap().unwrap();
-    let c = vault(&state).open(SealContext { tenant: "alice", disk_id: &disk.id }, &sealed).unwrap();
+    let c = vault(&state)
+        .open(
+            SealContext {
+                tenant: "alice",
+                disk_id: &disk.id,
+            },
+            &sealed,
+        )
+        .unwrap();
     assert_eq!(c.secret_key(), g.secret_key);
 }
 
@@ -176,7 +224,12 @@ fn key_rotation_while_serving_and_tampered_swapped_or_wrong_keys_fail_closed() {
     let ids: Vec<String> = rt.block_on(async {
         let mut ids = Vec::new();
         for (key, name) in [(ALICE, "one"), (ALICE, "two"), (BOB, "three")] {
-            ids.push(d.api.post("/v1/disks", key, &disk_body(name, &g)).await.ok(201)["id"].as_str().unwrap().to_string());
+            ids.push(
+                d.api.post("/v1/disks", key, &disk_body(name, &g)).await.ok(201)["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
         }
         ids
     });
@@ -185,9 +238,16 @@ fn key_rotation_while_serving_and_tampered_swapped_or_wrong_keys_fail_closed() {
     let out = rotate_key(&state);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let msg = String::from_utf8_lossy(&out.stdout);
-    assert!(msg.contains("from version 1 to 2") && msg.contains("3 credential record(s)"), "{msg}");
+    assert!(
+        msg.contains("from version 1 to 2") && msg.contains("3 credential record(s)"),
+        "{msg}"
+    );
     let key_file = std::fs::read_to_string(state.join("master.key")).unwrap();
-    assert_eq!(key_file.lines().filter(|l| !l.starts_with('#')).count(), 1, "old versions retired:\n{key_file}");
+    assert_eq!(
+        key_file.lines().filter(|l| !l.starts_with('#')).count(),
+        1,
+        "old versions retired:\n{key_file}"
+    );
     rt.block_on(async {
         // The daemon still seals under version 1 in memory: it must notice.
         d.api.post("/v1/disks", ALICE, &disk_body("four", &g)).await.ok(201);
@@ -199,12 +259,18 @@ fn key_rotation_while_serving_and_tampered_swapped_or_wrong_keys_fail_closed() {
     let st = store(&state);
     assert_eq!(st.vault_state().unwrap().unwrap().current_version, 2);
     let v = vault(&state);
-    let all: Vec<(String, String)> =
-        vec![("alice".into(), ids[0].clone()), ("alice".into(), ids[1].clone()), ("bob".into(), ids[2].clone())];
+    let all: Vec<(String, String)> = vec![
+        ("alice".into(), ids[0].clone()),
+        ("alice".into(), ids[1].clone()),
+        ("bob".into(), ids[2].clone()),
+    ];
     for (t, id) in &all {
         let s = st.sealed_credentials(t, id).unwrap().unwrap();
         assert_eq!(s.key_version, 2);
-        assert_eq!(v.open(SealContext { tenant: t, disk_id: id }, &s).unwrap().secret_key(), g.secret_key);
+        assert_eq!(
+            v.open(SealContext { tenant: t, disk_id: id }, &s).unwrap().secret_key(),
+            g.secret_key
+        );
     }
 
     // A tampered row: rotation fails closed, naming the disk, changing nothing.
@@ -218,8 +284,20 @@ fn key_rotation_while_serving_and_tampered_swapped_or_wrong_keys_fail_closed() {
     assert!(!out.status.success());
     assert!(err.contains(&ids[0]) && err.contains("failed authentication"), "{err}");
     assert_eq!(st.vault_state().unwrap().unwrap().current_version, 2);
-    assert_eq!(st.sealed_credentials("alice", &ids[1]).unwrap().unwrap().key_version, 2, "nothing re-sealed");
-    assert!(vault(&state).open(SealContext { tenant: "alice", disk_id: &ids[0] }, &tampered).is_err());
+    assert_eq!(
+        st.sealed_credentials("alice", &ids[1]).unwrap().unwrap().key_version,
+        2,
+        "nothing re-sealed"
+    );
+    assert!(vault(&state)
+        .open(
+            SealContext {
+                tenant: "alice",
+                disk_id: &ids[0]
+            },
+            &tampered
+        )
+        .is_err());
     st.replace_credentials("alice", &ids[0], &original, 1).unwrap();
 
     // Swapped rows (each blob valid, on the wrong disk): fail closed too.
@@ -228,17 +306,42 @@ fn key_rotation_while_serving_and_tampered_swapped_or_wrong_keys_fail_closed() {
     st.replace_credentials("alice", &ids[1], &original, 1).unwrap();
     let v = vault(&state);
     for (id, sealed) in [(&ids[0], &second), (&ids[1], &original)] {
-        let e = v.open(SealContext { tenant: "alice", disk_id: id }, sealed).unwrap_err().to_string();
+        let e = v
+            .open(
+                SealContext {
+                    tenant: "alice",
+                    disk_id: id,
+                },
+                sealed,
+            )
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("failed authentication"), "{e}");
     }
     // And across tenants: Alice's blob on Bob's disk.
     let bobs = st.sealed_credentials("bob", &ids[2]).unwrap().unwrap();
-    assert!(v.open(SealContext { tenant: "bob", disk_id: &ids[2] }, &original).is_err());
+    assert!(v
+        .open(
+            SealContext {
+                tenant: "bob",
+                disk_id: &ids[2]
+            },
+            &original
+        )
+        .is_err());
     let out = rotate_key(&state);
     assert!(!out.status.success(), "rotation over swapped rows must fail");
     st.replace_credentials("alice", &ids[0], &original, 1).unwrap();
     st.replace_credentials("alice", &ids[1], &second, 1).unwrap();
-    assert!(v.open(SealContext { tenant: "bob", disk_id: &ids[2] }, &bobs).is_ok());
+    assert!(v
+        .open(
+            SealContext {
+                tenant: "bob",
+                disk_id: &ids[2]
+            },
+            &bobs
+        )
+        .is_ok());
 
     // Restored: rotation succeeds again.
     let out = rotate_key(&state);
@@ -250,7 +353,10 @@ fn key_rotation_while_serving_and_tampered_swapped_or_wrong_keys_fail_closed() {
     env2.push(("BYOS3_MASTER_KEY", wrong));
     let mut d = Daemon::start(&state, &log, &env2, &[]).unwrap();
     rt.block_on(async {
-        assert_eq!(d.api.raw("GET", "/healthz", None, &[], Vec::new()).await.ok(200), &json!({"ok": true}));
+        assert_eq!(
+            d.api.raw("GET", "/healthz", None, &[], Vec::new()).await.ok(200),
+            &json!({"ok": true})
+        );
         for r in [
             d.api.get("/v1/disks", ALICE).await,
             d.api.get("/v1/disks/one", ALICE).await,
@@ -268,7 +374,10 @@ fn key_rotation_while_serving_and_tampered_swapped_or_wrong_keys_fail_closed() {
         d.api.get("/v1/disks", ALICE).await.error(503);
     });
     assert!(d.stop());
-    assert!(!state.join("master.key").exists(), "a new key must not be created over existing data");
+    assert!(
+        !state.join("master.key").exists(),
+        "a new key must not be created over existing data"
+    );
     std::fs::rename(dir.path().join("saved.key"), state.join("master.key")).unwrap();
     let mut d = Daemon::start(&state, &log, &env, &[]).unwrap();
     rt.block_on(async {
@@ -279,7 +388,10 @@ fn key_rotation_while_serving_and_tampered_swapped_or_wrong_keys_fail_closed() {
 
 fn cli(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> (bool, Value, String) {
     let mut cmd = Command::new(byos3_bin());
-    cmd.arg("disk").args(args).env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
+    cmd.arg("disk")
+        .args(args)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -294,7 +406,11 @@ fn cli(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> (bool, Value
     }
     let out = child.wait_with_output().unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.success(), json, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -307,9 +423,25 @@ fn disk_cli_against_a_running_server() {
     let d = Daemon::start(&state, &log, &[("BYOS3_API_KEYS", &keys)], &[]).unwrap();
     let url = d.api.base.clone();
     let base = [("BYOS3_URL", url.as_str()), ("BYOS3_API_KEY", ALICE)];
-    let with_creds = [base[0], base[1], ("AWS_ACCESS_KEY_ID", g.access_key.as_str()), ("AWS_SECRET_ACCESS_KEY", g.secret_key.as_str())];
+    let with_creds = [
+        base[0],
+        base[1],
+        ("AWS_ACCESS_KEY_ID", g.access_key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", g.secret_key.as_str()),
+    ];
     let endpoint = g.endpoint_url();
-    let create = ["create", "cli-disk", "--bucket", &g.bucket, "--endpoint", &endpoint, "--region", "us-east-1", "--use-path-style", "true"];
+    let create = [
+        "create",
+        "cli-disk",
+        "--bucket",
+        &g.bucket,
+        "--endpoint",
+        &endpoint,
+        "--region",
+        "us-east-1",
+        "--use-path-style",
+        "true",
+    ];
 
     let (ok, v, err) = cli(&create, &with_creds, None);
     assert!(ok, "{err}");
@@ -322,9 +454,17 @@ fn disk_cli_against_a_running_server() {
     assert!(ok);
     assert_eq!(l["pagination"]["total"], 1);
     // Credentials from standard input when the environment has none.
-    let (ok, _, err) = cli(&["rotate", "cli-disk"], &base, Some(&format!("{}\n{}\n", g.access_key, g.secret_key)));
+    let (ok, _, err) = cli(
+        &["rotate", "cli-disk"],
+        &base,
+        Some(&format!("{}\n{}\n", g.access_key, g.secret_key)),
+    );
     assert!(ok, "{err}");
-    let (ok, _, err) = cli(&["rotate", "cli-disk"], &base, Some(&format!("{}\nnot-the-right-secret-00000\n", g.access_key)));
+    let (ok, _, err) = cli(
+        &["rotate", "cli-disk"],
+        &base,
+        Some(&format!("{}\nnot-the-right-secret-00000\n", g.access_key)),
+    );
     assert!(!ok);
     assert!(err.contains("422 signature_mismatch") && err.contains("hint:"), "{err}");
     let (ok, _, err) = cli(&["create", "x"], &base, None);
@@ -344,13 +484,22 @@ fn serves_https_when_given_a_certificate() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
     std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
     std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
     let config = json!({"tls": {"cert_file": "cert.pem", "key_file": "key.pem"}, "api_keys": [{"tenant": "alice", "key": ALICE}]});
     std::fs::write(dir.path().join("byos3.json"), config.to_string()).unwrap();
     let conf = dir.path().join("byos3.json");
-    let d = Daemon::start(&dir.path().join("state"), &dir.path().join("log"), &[], &["--config", conf.to_str().unwrap()]).unwrap();
+    let d = Daemon::start(
+        &dir.path().join("state"),
+        &dir.path().join("log"),
+        &[],
+        &["--config", conf.to_str().unwrap()],
+    )
+    .unwrap();
     assert!(d.log_text().contains("listening on https://"), "{}", d.log_text());
     runtime().block_on(async {
         let mut roots = rustls::RootCertStore::empty();
@@ -362,8 +511,12 @@ fn serves_https_when_given_a_certificate() {
             .with_no_client_auth();
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", d.port)).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.unwrap();
-        let req = format!("GET /v1/disks HTTP/1.1\r\nHost: localhost\r\nX-Api-Key: {ALICE}\r\nConnection: close\r\n\r\n");
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let req =
+            format!("GET /v1/disks HTTP/1.1\r\nHost: localhost\r\nX-Api-Key: {ALICE}\r\nConnection: close\r\n\r\n");
         tls.write_all(req.as_bytes()).await.unwrap();
         let mut out = Vec::new();
         let _ = tls.read_to_end(&mut out).await;

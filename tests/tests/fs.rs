@@ -20,7 +20,10 @@ fn files_round_trip_byte_exact() {
     {
         let mut f = std::fs::File::create(m.p("growing")).unwrap();
         f.write_all(&pattern(3 * MIB, 5)).unwrap();
-        let names: Vec<_> = std::fs::read_dir(m.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(m.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert!(names.iter().any(|n| n == "growing"), "{names:?}");
         assert_eq!(std::fs::metadata(m.p("growing")).unwrap().len(), 3 * MIB as u64);
         assert_eq!(env.get("rt/growing"), None, "not in the bucket before close");
@@ -94,7 +97,11 @@ fn overwrite_truncate_and_append() {
     // Overwrite in the middle of a small file.
     let mut model = small.clone();
     {
-        let mut f = std::fs::OpenOptions::new().read(true).write(true).open(m.p("small")).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(m.p("small"))
+            .unwrap();
         f.seek(SeekFrom::Start(5000)).unwrap();
         f.write_all(b"hello world").unwrap();
         model[5000..5011].copy_from_slice(b"hello world");
@@ -107,7 +114,12 @@ fn overwrite_truncate_and_append() {
     assert_eq!(env.get("ota/small").unwrap(), model);
 
     // Truncate shorter, then longer (zeros).
-    std::fs::OpenOptions::new().write(true).open(m.p("small")).unwrap().set_len(7000).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.p("small"))
+        .unwrap()
+        .set_len(7000)
+        .unwrap();
     model.truncate(7000);
     assert_eq!(std::fs::read(m.p("small")).unwrap(), model);
     {
@@ -142,8 +154,14 @@ fn overwrite_truncate_and_append() {
     }
     big_model[12 * MIB + 3] = b'X';
     let after = m.handle().stats();
-    assert!(after.requests(Operation::UploadPartCopy) > before.requests(Operation::UploadPartCopy), "{after:?}");
-    assert_eq!(after.requests(Operation::UploadPart) - before.requests(Operation::UploadPart), 1);
+    assert!(
+        after.requests(Operation::UploadPartCopy) > before.requests(Operation::UploadPartCopy),
+        "{after:?}"
+    );
+    assert_eq!(
+        after.requests(Operation::UploadPart) - before.requests(Operation::UploadPart),
+        1
+    );
     assert!(env.get("ota/big").unwrap() == big_model);
     // truncate(2) on a path without an open handle.
     let f = std::fs::OpenOptions::new().write(true).open(m.p("big")).unwrap();
@@ -219,9 +237,13 @@ fn mkdir_rmdir_and_listing_of_2500_entries() {
         for i in 0..2500 {
             let s3 = env.s3.clone();
             tasks.spawn(async move {
-                s3.put_object(&format!("big/dir/f{i:05}"), byos3::s3::Payload::Bytes(vec![1u8; i % 7].into()), &Default::default())
-                    .await
-                    .unwrap();
+                s3.put_object(
+                    &format!("big/dir/f{i:05}"),
+                    byos3::s3::Payload::Bytes(vec![1u8; i % 7].into()),
+                    &Default::default(),
+                )
+                .await
+                .unwrap();
             });
             while tasks.len() >= 32 {
                 tasks.join_next().await;
@@ -230,8 +252,10 @@ fn mkdir_rmdir_and_listing_of_2500_entries() {
         while tasks.join_next().await.is_some() {}
     });
     let m = env.mount("big", opts());
-    let mut names: Vec<String> =
-        std::fs::read_dir(m.p("dir")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(m.p("dir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     names.sort();
     assert_eq!(names.len(), 2500);
     assert_eq!(names[0], "f00000");
@@ -241,7 +265,10 @@ fn mkdir_rmdir_and_listing_of_2500_entries() {
     std::fs::create_dir(m.p("newdir")).unwrap();
     assert!(m.p("newdir").is_dir());
     assert_eq!(env.get("big/newdir/").unwrap(), b"");
-    assert_eq!(std::fs::create_dir(m.p("newdir")).unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    assert_eq!(
+        std::fs::create_dir(m.p("newdir")).unwrap_err().kind(),
+        std::io::ErrorKind::AlreadyExists
+    );
     std::fs::write(m.p("newdir/f"), b"x").unwrap();
     let err = std::fs::remove_dir(m.p("newdir")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOTEMPTY));
@@ -261,9 +288,13 @@ fn ls_l_of_1000_files_sends_no_head_object() {
         for i in 0..1000 {
             let s3 = env.s3.clone();
             tasks.spawn(async move {
-                s3.put_object(&format!("lsl/f{i:04}"), byos3::s3::Payload::Bytes(vec![0u8; i].into()), &Default::default())
-                    .await
-                    .unwrap();
+                s3.put_object(
+                    &format!("lsl/f{i:04}"),
+                    byos3::s3::Payload::Bytes(vec![0u8; i].into()),
+                    &Default::default(),
+                )
+                .await
+                .unwrap();
             });
             while tasks.len() >= 32 {
                 tasks.join_next().await;
@@ -271,16 +302,34 @@ fn ls_l_of_1000_files_sends_no_head_object() {
         }
         while tasks.join_next().await.is_some() {}
     });
-    let m = env.mount("lsl", MountOptions { metadata_ttl: Duration::from_secs(30), listing_ttl: Duration::from_secs(30), ..opts() });
+    let m = env.mount(
+        "lsl",
+        MountOptions {
+            metadata_ttl: Duration::from_secs(30),
+            listing_ttl: Duration::from_secs(30),
+            ..opts()
+        },
+    );
     let before = m.handle().stats();
-    let out = std::process::Command::new("ls").arg("-l").arg(m.path()).output().unwrap();
+    let out = std::process::Command::new("ls")
+        .arg("-l")
+        .arg(m.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('-')).collect();
     assert_eq!(lines.len(), 1000);
-    assert!(lines.iter().any(|l| l.contains(" 999 ") && l.ends_with("f0999")), "sizes come from the listing");
+    assert!(
+        lines.iter().any(|l| l.contains(" 999 ") && l.ends_with("f0999")),
+        "sizes come from the listing"
+    );
     let after = m.handle().stats();
-    assert_eq!(after.requests(Operation::HeadObject), before.requests(Operation::HeadObject), "no HeadObject per entry");
+    assert_eq!(
+        after.requests(Operation::HeadObject),
+        before.requests(Operation::HeadObject),
+        "no HeadObject per entry"
+    );
     assert!(after.requests(Operation::ListObjects) - before.requests(Operation::ListObjects) <= 3);
 }
 
@@ -291,7 +340,10 @@ fn sub_path_isolation() {
     env.put("tenant-b/secret", b"no");
     env.put("tenant-a/mine", b"yes");
     let m = env.mount("tenant-a", opts());
-    let names: Vec<String> = std::fs::read_dir(m.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> = std::fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(names, ["mine"]);
     assert!(!m.p("../outside.txt").starts_with(m.path()) || std::fs::read(m.p("outside.txt")).is_err());
     assert!(std::fs::read(m.p("tenant-b/secret")).is_err());
@@ -299,14 +351,29 @@ fn sub_path_isolation() {
     std::fs::create_dir(m.p("sub")).unwrap();
     let mut keys = env.keys("");
     keys.sort();
-    assert_eq!(keys, ["outside.txt", "tenant-a/mine", "tenant-a/new", "tenant-a/sub/", "tenant-b/secret"]);
+    assert_eq!(
+        keys,
+        [
+            "outside.txt",
+            "tenant-a/mine",
+            "tenant-a/new",
+            "tenant-a/sub/",
+            "tenant-b/secret"
+        ]
+    );
 }
 
 #[test]
 fn read_only_mount_refuses_writes_with_erofs() {
     let env = Env::start();
     env.put("ro/f", b"data");
-    let m = env.mount("ro", MountOptions { read_only: true, ..opts() });
+    let m = env.mount(
+        "ro",
+        MountOptions {
+            read_only: true,
+            ..opts()
+        },
+    );
     assert_eq!(std::fs::read(m.p("f")).unwrap(), b"data");
     let erofs = |r: std::io::Result<()>| assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EROFS));
     erofs(std::fs::write(m.p("g"), b"x"));
@@ -348,7 +415,15 @@ fn changes_behind_the_mounts_back_are_seen_after_the_ttl() {
     let env = Env::start();
     env.put("ttl/f", b"version one");
     let ttl = Duration::from_millis(500);
-    let m = env.mount("ttl", MountOptions { metadata_ttl: ttl, negative_ttl: ttl, listing_ttl: ttl, ..opts() });
+    let m = env.mount(
+        "ttl",
+        MountOptions {
+            metadata_ttl: ttl,
+            negative_ttl: ttl,
+            listing_ttl: ttl,
+            ..opts()
+        },
+    );
     assert_eq!(std::fs::read(m.p("f")).unwrap(), b"version one");
     assert!(!m.p("g").exists());
     env.put("ttl/f", b"version two, longer");
@@ -386,11 +461,18 @@ fn randomized_operations_match_a_local_directory() {
                 let p = r.join(name);
                 let res: std::io::Result<()> = match op {
                     0 | 1 => (|| {
-                        let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&p)?;
+                        let mut f = std::fs::OpenOptions::new()
+                            .create(true)
+                            .write(true)
+                            .truncate(false)
+                            .open(&p)?;
                         f.seek(SeekFrom::Start(off))?;
                         f.write_all(&data)
                     })(),
-                    2 => std::fs::OpenOptions::new().write(true).open(&p).and_then(|f| f.set_len(new_len)),
+                    2 => std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&p)
+                        .and_then(|f| f.set_len(new_len)),
                     3 => std::fs::rename(&p, r.join(other)),
                     4 => std::fs::remove_file(&p),
                     _ => std::fs::read(&p).map(drop),
@@ -408,7 +490,14 @@ fn randomized_operations_match_a_local_directory() {
                     .unwrap()
                     .map(|e| {
                         let e = e.unwrap();
-                        (e.file_name().into_string().unwrap(), if e.file_type().unwrap().is_dir() { 0 } else { e.metadata().unwrap().len() })
+                        (
+                            e.file_name().into_string().unwrap(),
+                            if e.file_type().unwrap().is_dir() {
+                                0
+                            } else {
+                                e.metadata().unwrap().len()
+                            },
+                        )
                     })
                     .collect();
                 v.sort();

@@ -30,17 +30,24 @@ fn server_gone_mid_write_fails_the_writer_and_leaves_no_object() {
     let proxy = env.rt.block_on(FaultProxy::start(env.garage.port)).unwrap();
     let endpoint = Endpoint::new(&proxy.url(), &env.garage.region, Addressing::Path).unwrap();
     let mut cfg = ClientConfig::new(endpoint, env.garage.bucket.clone(), env.garage.credentials());
-    cfg.retry = RetryPolicy { max_attempts: 2, max_elapsed: Duration::from_secs(5), ..RetryPolicy::default() };
+    cfg.retry = RetryPolicy {
+        max_attempts: 2,
+        max_elapsed: Duration::from_secs(5),
+        ..RetryPolicy::default()
+    };
     let m = env.mount_with(S3Client::new(cfg).unwrap(), "flt", opts());
 
     let mut f = std::fs::File::create(m.p("big")).unwrap();
     f.write_all(&pattern(12 * MIB, 1)).unwrap(); // two parts sent, one buffered
-    // From here on the server is unreachable: every connection is reset.
+                                                 // From here on the server is unreachable: every connection is reset.
     proxy.inject(Fault::Reset, u32::MAX);
     let wrote = f.write_all(&pattern(12 * MIB, 2));
     let synced = f.sync_all();
     let closed = close(f);
-    assert!(synced.is_err() || wrote.is_err(), "the writer is told: write {wrote:?}, fsync {synced:?}");
+    assert!(
+        synced.is_err() || wrote.is_err(),
+        "the writer is told: write {wrote:?}, fsync {synced:?}"
+    );
     assert!(closed.is_err(), "close reports the lost data too");
     proxy.inject(Fault::Reset, 0);
 
@@ -51,7 +58,11 @@ fn server_gone_mid_write_fails_the_writer_and_leaves_no_object() {
     let listed = m.handle().pending_cleanup();
     m.handle().flush().unwrap();
     let left = env.rt.block_on(env.s3.list_multipart_uploads("flt/", None)).unwrap();
-    assert!(left.uploads.is_empty(), "uploads left behind: {:?} (listed for cleanup: {listed:?})", left.uploads);
+    assert!(
+        left.uploads.is_empty(),
+        "uploads left behind: {:?} (listed for cleanup: {listed:?})",
+        left.uploads
+    );
     assert!(m.handle().pending_cleanup().is_empty());
 
     // The mount works again afterwards.
@@ -63,7 +74,13 @@ fn server_gone_mid_write_fails_the_writer_and_leaves_no_object() {
 fn staging_cap_gives_enospc_not_silent_loss() {
     let env = Env::start();
     env.put("cap/f", &pattern(2 * MIB, 1));
-    let m = env.mount("cap", MountOptions { staging_cap: MIB as u64, ..opts() });
+    let m = env.mount(
+        "cap",
+        MountOptions {
+            staging_cap: MIB as u64,
+            ..opts()
+        },
+    );
     let mut f = std::fs::OpenOptions::new().write(true).open(m.p("f")).unwrap();
     let err = f.write_all(&pattern(3 * MIB, 2)).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
@@ -82,7 +99,13 @@ fn stale_mount_point_is_cleaned_before_mounting() {
     if std::fs::read_dir(conns).map(|mut d| d.next().is_none()).unwrap_or(true) {
         // SAFETY: plain mount(2) of the FUSE control filesystem with static strings.
         unsafe {
-            libc::mount(c"fusectl".as_ptr(), c"/sys/fs/fuse/connections".as_ptr(), c"fusectl".as_ptr(), 0, std::ptr::null());
+            libc::mount(
+                c"fusectl".as_ptr(),
+                c"/sys/fs/fuse/connections".as_ptr(),
+                c"fusectl".as_ptr(),
+                0,
+                std::ptr::null(),
+            );
         }
     }
     let dir = tempfile::Builder::new().prefix("byos3-stale-").tempdir().unwrap();

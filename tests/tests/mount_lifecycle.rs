@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use byos3::fs::MountOptions;
-use byos3::mount::{AttachError, AttachRequest, DirectoryResolver, MountManager, MountPath, MountStatus, PathError, SubPath};
+use byos3::mount::{
+    AttachError, AttachRequest, DirectoryResolver, MountManager, MountPath, MountStatus, PathError, SubPath,
+};
 use byos3::s3::Addressing;
 use byos3_tests::Garage;
 
@@ -21,10 +23,22 @@ impl Fixture {
         let garage = Garage::start().unwrap();
         let state = tempfile::tempdir().unwrap();
         let resolver = Arc::new(DirectoryResolver::new(state.path().join("sandboxes")));
-        let opts = MountOptions { staging_dir: state.path().join("staging"), ..MountOptions::default() };
+        let opts = MountOptions {
+            staging_dir: state.path().join("staging"),
+            ..MountOptions::default()
+        };
         let manager = Arc::new(MountManager::new(resolver, opts));
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        Self { garage, manager, rt, _state: state }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        Self {
+            garage,
+            manager,
+            rt,
+            _state: state,
+        }
     }
 
     fn request(&self, sandbox: &str, mount_path: &str, sub_path: &str, read_only: bool) -> AttachRequest {
@@ -38,7 +52,8 @@ impl Fixture {
     }
 
     fn attach(&self, req: AttachRequest) -> Result<(), AttachError> {
-        self.rt.block_on(self.manager.attach(req, self.garage.client(Addressing::Path)))
+        self.rt
+            .block_on(self.manager.attach(req, self.garage.client(Addressing::Path)))
     }
 
     fn root(&self, sandbox: &str) -> std::path::PathBuf {
@@ -60,7 +75,8 @@ impl Drop for Fixture {
 fn attach_write_detach_leaves_the_bucket_untouched() {
     let f = Fixture::new();
     let root = f.root("sb1");
-    f.attach(f.request("sb1", "/mnt/data", "team-a/", false)).expect("attach");
+    f.attach(f.request("sb1", "/mnt/data", "team-a/", false))
+        .expect("attach");
     let states = f.manager.list(Some("sb1"));
     assert_eq!(states.len(), 1);
     assert_eq!(states[0].status, MountStatus::Mounted);
@@ -72,19 +88,32 @@ fn attach_write_detach_leaves_the_bucket_untouched() {
 
     let client = f.garage.client(Addressing::Path);
     let keys = |prefix: &str| -> Vec<String> {
-        f.rt.block_on(client.list_objects(prefix, None, None, None, None)).unwrap().objects.into_iter().map(|o| o.key).collect()
+        f.rt.block_on(client.list_objects(prefix, None, None, None, None))
+            .unwrap()
+            .objects
+            .into_iter()
+            .map(|o| o.key)
+            .collect()
     };
     let before = keys("");
     assert!(before.contains(&"team-a/hello.txt".to_string()), "{before:?}");
     assert!(before.contains(&"team-a/sub/x.bin".to_string()), "{before:?}");
-    assert!(before.iter().all(|k| k.starts_with("team-a/")), "nothing outside the sub path: {before:?}");
+    assert!(
+        before.iter().all(|k| k.starts_with("team-a/")),
+        "nothing outside the sub path: {before:?}"
+    );
 
     // Idempotent re-attach; then a conflicting path is refused.
-    f.attach(f.request("sb1", "/mnt/data", "team-a/", false)).expect("same attach again is a no-op");
+    f.attach(f.request("sb1", "/mnt/data", "team-a/", false))
+        .expect("same attach again is a no-op");
     let err = f.attach(f.request("sb1", "/mnt/data/inner", "", false)).unwrap_err();
     assert!(matches!(err, AttachError::Path(PathError::Overlap { .. })), "{err}");
 
-    f.rt.block_on(f.manager.detach("sb1", "disk_1", &MountPath::parse("/mnt/data").unwrap())).expect("detach");
+    f.rt.block_on(
+        f.manager
+            .detach("sb1", "disk_1", &MountPath::parse("/mnt/data").unwrap()),
+    )
+    .expect("detach");
     assert!(f.manager.list(Some("sb1")).is_empty());
     assert!(!dir.join("hello.txt").exists(), "the mount is gone after detach");
     assert_eq!(keys(""), before, "detach never touches the bucket");
@@ -99,8 +128,10 @@ fn two_sandboxes_share_a_disk_with_different_sub_paths() {
     std::fs::write(ra.join("data/only-a.txt"), b"a").unwrap();
     std::fs::write(rb.join("data/only-b.txt"), b"b").unwrap();
     let names = |root: &std::path::Path| -> Vec<String> {
-        let mut v: Vec<String> =
-            std::fs::read_dir(root.join("data")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut v: Vec<String> = std::fs::read_dir(root.join("data"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         v.sort();
         v
     };
@@ -123,7 +154,10 @@ fn escapes_and_missing_sandboxes_are_refused() {
     let root = f.root("esc");
     std::os::unix::fs::symlink("/tmp", root.join("link")).unwrap();
     let err = f.attach(f.request("esc", "/link/data", "", false)).unwrap_err();
-    assert!(matches!(err, AttachError::Path(PathError::SymlinkEscape { .. })), "{err}");
+    assert!(
+        matches!(err, AttachError::Path(PathError::SymlinkEscape { .. })),
+        "{err}"
+    );
     let err = f.attach(f.request("nope", "/mnt/data", "", false)).unwrap_err();
     assert!(matches!(err, AttachError::Sandbox(_)), "{err}");
     assert!(f.manager.list(None).is_empty(), "failed attaches leave nothing behind");

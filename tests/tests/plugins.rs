@@ -11,11 +11,26 @@ use byos3::s3::Addressing;
 use plugins_support::{bundled, dist, fixture, runtime};
 use sha2::{Digest, Sha256};
 
-const BUNDLED: &[&str] =
-    &["aws", "b2", "ceph", "digitalocean", "garage", "gcs", "minio", "r2", "s3", "tigris", "wasabi"];
+const BUNDLED: &[&str] = &[
+    "aws",
+    "b2",
+    "ceph",
+    "digitalocean",
+    "garage",
+    "gcs",
+    "minio",
+    "r2",
+    "s3",
+    "tigris",
+    "wasabi",
+];
 
 fn cfg(bucket: &str, endpoint: Option<&str>) -> DiskConfig {
-    DiskConfig { bucket: bucket.into(), endpoint: endpoint.map(str::to_string), ..Default::default() }
+    DiskConfig {
+        bucket: bucket.into(),
+        endpoint: endpoint.map(str::to_string),
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -64,12 +79,20 @@ fn every_resolve_table_passes_through_the_components() {
                     _ => false,
                 };
                 if !pass {
-                    failures.push(format!("{} / {}: expected {:?}, got {:?}", p.id, ex.name, ex.expect, got));
+                    failures.push(format!(
+                        "{} / {}: expected {:?}, got {:?}",
+                        p.id, ex.name, ex.expect, got
+                    ));
                 }
             }
         }
         assert!(total >= 50, "only {total} resolve cases");
-        assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} failures:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     });
 }
 
@@ -85,7 +108,10 @@ fn provider_selection_named_then_matched_then_generic() {
         assert_eq!(r.endpoint.addressing(), Addressing::Path);
         // Matched by endpoint.
         let r = host
-            .resolve(&cfg("data", Some("https://0123456789abcdef0123456789abcdef.r2.cloudflarestorage.com")))
+            .resolve(&cfg(
+                "data",
+                Some("https://0123456789abcdef0123456789abcdef.r2.cloudflarestorage.com"),
+            ))
             .await
             .unwrap();
         assert_eq!((r.provider.as_str(), r.endpoint.signing_region()), ("r2", "auto"));
@@ -93,7 +119,10 @@ fn provider_selection_named_then_matched_then_generic() {
         let mut c = cfg("data", Some("https://s3.amazonaws.com"));
         c.region = Some("eu-central-1".into());
         let r = host.resolve(&c).await.unwrap();
-        assert_eq!((r.provider.as_str(), r.endpoint.url().as_str()), ("aws", "https://s3.eu-central-1.amazonaws.com"));
+        assert_eq!(
+            (r.provider.as_str(), r.endpoint.url().as_str()),
+            ("aws", "https://s3.eu-central-1.amazonaws.com")
+        );
         // Nothing matches: the generic plugin, settings exactly as given.
         let mut c = cfg("b", Some("http://10.1.2.3:7480"));
         c.use_path_style = Some(true);
@@ -120,11 +149,15 @@ fn provider_selection_named_then_matched_then_generic() {
 fn a_restart_with_unchanged_plugins_does_not_recompile() {
     runtime().block_on(async {
         let cache = tempfile::tempdir().unwrap();
-        let first = PluginHost::load_dir(&dist(), Some(cache.path()), Limits::default()).await.unwrap();
+        let first = PluginHost::load_dir(&dist(), Some(cache.path()), Limits::default())
+            .await
+            .unwrap();
         let n = first.plugins().len();
         assert_eq!((first.load_report().compiled, first.load_report().cached), (n, 0));
         drop(first);
-        let second = PluginHost::load_dir(&dist(), Some(cache.path()), Limits::default()).await.unwrap();
+        let second = PluginHost::load_dir(&dist(), Some(cache.path()), Limits::default())
+            .await
+            .unwrap();
         assert_eq!((second.load_report().compiled, second.load_report().cached), (0, n));
         // The cached plugins work.
         let r = second.resolve(&cfg("b", Some("http://127.0.0.1:1"))).await.unwrap();
@@ -137,7 +170,9 @@ fn a_restart_with_unchanged_plugins_does_not_recompile() {
             bytes[mid] ^= 0xff;
             std::fs::write(&path, bytes).unwrap();
         }
-        let third = PluginHost::load_dir(&dist(), Some(cache.path()), Limits::default()).await.unwrap();
+        let third = PluginHost::load_dir(&dist(), Some(cache.path()), Limits::default())
+            .await
+            .unwrap();
         assert_eq!((third.load_report().compiled, third.load_report().cached), (n, 0));
     });
 }
@@ -148,7 +183,10 @@ fn duplicates_and_non_plugins_are_refused_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(dist().join("s3.wasm"), dir.path().join("a.wasm")).unwrap();
         std::fs::copy(dist().join("s3.wasm"), dir.path().join("b.wasm")).unwrap();
-        let err = PluginHost::load_dir(dir.path(), None, Limits::default()).await.err().expect("duplicate refused");
+        let err = PluginHost::load_dir(dir.path(), None, Limits::default())
+            .await
+            .err()
+            .expect("duplicate refused");
         match &err {
             PluginError::Duplicate { id, file, first } => {
                 assert_eq!(id, "s3");
@@ -160,7 +198,10 @@ fn duplicates_and_non_plugins_are_refused_naming_the_file() {
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("junk.wasm"), b"not wasm at all").unwrap();
-        let err = PluginHost::load_dir(dir.path(), None, Limits::default()).await.err().expect("junk refused");
+        let err = PluginHost::load_dir(dir.path(), None, Limits::default())
+            .await
+            .err()
+            .expect("junk refused");
         assert!(matches!(err, PluginError::NotAPlugin { .. }), "{err}");
         assert!(err.to_string().contains("junk.wasm"), "{err}");
 
@@ -168,9 +209,15 @@ fn duplicates_and_non_plugins_are_refused_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let empty_component = b"\0asm\x0d\0\x01\0";
         std::fs::write(dir.path().join("other.wasm"), empty_component).unwrap();
-        let err = PluginHost::load_dir(dir.path(), None, Limits::default()).await.err().expect("other world refused");
+        let err = PluginHost::load_dir(dir.path(), None, Limits::default())
+            .await
+            .err()
+            .expect("other world refused");
         assert!(matches!(err, PluginError::NotAPlugin { .. }), "{err}");
-        assert!(err.to_string().contains("other.wasm") && err.to_string().contains("byos3:provider/plugin@"), "{err}");
+        assert!(
+            err.to_string().contains("other.wasm") && err.to_string().contains("byos3:provider/plugin@"),
+            "{err}"
+        );
     });
 }
 
@@ -179,11 +226,18 @@ fn duplicates_and_non_plugins_are_refused_naming_the_file() {
 #[test]
 fn a_plugin_built_against_the_frozen_0_1_snapshot_loads() {
     runtime().block_on(async {
-        let host = PluginHost::load_files(&[fixture("frozen-0-1")], Some(&plugins_support::cache()), Limits::default())
-            .await
-            .unwrap();
+        let host = PluginHost::load_files(
+            &[fixture("frozen-0-1")],
+            Some(&plugins_support::cache()),
+            Limits::default(),
+        )
+        .await
+        .unwrap();
         let info = &host.plugins()[0];
-        assert_eq!((info.id.as_str(), info.contract_version.as_str()), ("frozen-0-1", "0.1.0"));
+        assert_eq!(
+            (info.id.as_str(), info.contract_version.as_str()),
+            ("frozen-0-1", "0.1.0")
+        );
         let examples = host.examples("frozen-0-1").await.unwrap();
         assert_eq!(examples.len(), 2);
         for ex in examples {
@@ -247,8 +301,13 @@ fn fake_server(silent: bool) -> u16 {
 fn probe_says_which_step_of_reaching_the_endpoint_failed() {
     use byos3::s3::{ClientConfig, Credentials, RetryPolicy, S3Client};
     runtime().block_on(async {
-        let limits = Limits { request_timeout: std::time::Duration::from_millis(300), ..Limits::default() };
-        let host = PluginHost::load_dir(&dist(), Some(&plugins_support::cache()), limits).await.unwrap();
+        let limits = Limits {
+            request_timeout: std::time::Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let host = PluginHost::load_dir(&dist(), Some(&plugins_support::cache()), limits)
+            .await
+            .unwrap();
         let probe = |url: String| {
             let host = host.clone();
             async move {
@@ -274,14 +333,19 @@ fn probe_says_which_step_of_reaching_the_endpoint_failed() {
             probe_timeout: std::time::Duration::from_millis(200),
             ..Limits::default()
         };
-        let host = PluginHost::load_dir(&dist(), Some(&plugins_support::cache()), tight).await.unwrap();
+        let host = PluginHost::load_dir(&dist(), Some(&plugins_support::cache()), tight)
+            .await
+            .unwrap();
         let url = format!("http://127.0.0.1:{}", fake_server(true));
         let mut c = cfg("b", Some(&url));
         c.use_path_style = Some(true);
         let r = host.resolve(&c).await.unwrap();
-        let client =
-            S3Client::new(ClientConfig::new(r.endpoint.clone(), "b", Credentials::new("AKID", "secret", None)))
-                .unwrap();
+        let client = S3Client::new(ClientConfig::new(
+            r.endpoint.clone(),
+            "b",
+            Credentials::new("AKID", "secret", None),
+        ))
+        .unwrap();
         let err = host.probe(&c, &r, &client).await.unwrap_err();
         assert!(matches!(err, PluginError::ProbeTimeout { .. }), "{err}");
     });

@@ -51,7 +51,16 @@ fn memory_growth_hits_the_cap() {
     runtime().block_on(async {
         let host = host().await;
         let err = plugin_error(host.resolve(&cfg("hostile-membomb")).await.unwrap_err());
-        assert!(matches!(&err, PluginError::MemoryLimit { call: CallKind::Resolve, .. }), "{err}");
+        assert!(
+            matches!(
+                &err,
+                PluginError::MemoryLimit {
+                    call: CallKind::Resolve,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     });
 }
 
@@ -60,7 +69,16 @@ fn a_trap_is_a_typed_error() {
     runtime().block_on(async {
         let host = host().await;
         let err = plugin_error(host.resolve(&cfg("hostile-trap")).await.unwrap_err());
-        assert!(matches!(&err, PluginError::Trap { call: CallKind::Resolve, .. }), "{err}");
+        assert!(
+            matches!(
+                &err,
+                PluginError::Trap {
+                    call: CallKind::Resolve,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     });
 }
 
@@ -75,7 +93,11 @@ fn the_host_keeps_serving_while_and_after_plugins_misbehave() {
         });
         let mut good = Vec::new();
         for _ in 0..20 {
-            good.push(host.resolve(&cfg("minio")).await.expect("minio resolves while another plugin spins"));
+            good.push(
+                host.resolve(&cfg("minio"))
+                    .await
+                    .expect("minio resolves while another plugin spins"),
+            );
         }
         assert!(spin.await.unwrap().is_err());
         for hostile in ["hostile-membomb", "hostile-trap", "hostile-spin"] {
@@ -84,9 +106,15 @@ fn the_host_keeps_serving_while_and_after_plugins_misbehave() {
             assert_eq!(host.resolve(&cfg("s3")).await.unwrap().provider, "s3");
         }
         // Auto-detection skips plugins whose `matches` traps or spins.
-        let auto = DiskConfig { provider: None, ..cfg("x") };
+        let auto = DiskConfig {
+            provider: None,
+            ..cfg("x")
+        };
         let r = host
-            .resolve(&DiskConfig { endpoint: Some("https://s3.eu-west-1.amazonaws.com".into()), ..auto })
+            .resolve(&DiskConfig {
+                endpoint: Some("https://s3.eu-west-1.amazonaws.com".into()),
+                ..auto
+            })
             .await
             .unwrap();
         assert_eq!(r.provider, "aws");

@@ -30,7 +30,9 @@ fn client(endpoint: &Endpoint, bucket: &str, creds: Credentials) -> S3Client {
 fn probe_classifies_what_the_server_answers() {
     let g = Garage::start().unwrap();
     runtime().block_on(async {
-        let host = PluginHost::load_dir(&dist(), Some(&plugins_support::cache()), Limits::default()).await.unwrap();
+        let host = PluginHost::load_dir(&dist(), Some(&plugins_support::cache()), Limits::default())
+            .await
+            .unwrap();
         for provider in ["s3", "minio"] {
             let cfg = disk(&g, provider);
             let r = host.resolve(&cfg).await.unwrap();
@@ -47,8 +49,16 @@ fn probe_classifies_what_the_server_answers() {
             let rep = probe(sub, r.clone(), client(&r.endpoint, &g.bucket, g.credentials())).await;
             assert_eq!(rep.code, "ok", "{provider}: {rep:?}");
 
-            let missing = DiskConfig { bucket: "no-such-bucket".into(), ..cfg.clone() };
-            let rep = probe(missing, r.clone(), client(&r.endpoint, "no-such-bucket", g.credentials())).await;
+            let missing = DiskConfig {
+                bucket: "no-such-bucket".into(),
+                ..cfg.clone()
+            };
+            let rep = probe(
+                missing,
+                r.clone(),
+                client(&r.endpoint, "no-such-bucket", g.credentials()),
+            )
+            .await;
             assert_eq!(rep.code, "bucket_not_found", "{provider}: {rep:?}");
             assert!(!rep.ok && rep.hint.is_some());
 
@@ -62,9 +72,16 @@ fn probe_classifies_what_the_server_answers() {
             let rep = probe(cfg.clone(), r.clone(), client(&r.endpoint, &g.bucket, unknown_key)).await;
             assert_eq!(rep.code, "invalid_access_key", "{provider}: {rep:?}");
 
-            let dead =
-                Endpoint::new(&format!("http://127.0.0.1:{}", free_port()), &g.region, Addressing::Path).unwrap();
-            let dead_r = ResolvedEndpoint { provider: provider.into(), endpoint: dead.clone() };
+            let dead = Endpoint::new(
+                &format!("http://127.0.0.1:{}", free_port()),
+                &g.region,
+                Addressing::Path,
+            )
+            .unwrap();
+            let dead_r = ResolvedEndpoint {
+                provider: provider.into(),
+                endpoint: dead.clone(),
+            };
             let rep = probe(cfg.clone(), dead_r, client(&dead, &g.bucket, g.credentials())).await;
             assert_eq!(rep.code, "endpoint_unreachable", "{provider}: {rep:?}");
             assert!(rep.message.contains("no connection"), "says which step failed: {rep:?}");
@@ -73,7 +90,10 @@ fn probe_classifies_what_the_server_answers() {
         let mut cfg = disk(&g, "s3");
         cfg.region = Some("eu-west-9".into());
         let r = host.resolve(&cfg).await.unwrap();
-        let rep = host.probe(&cfg, &r, &client(&r.endpoint, &g.bucket, g.credentials())).await.unwrap();
+        let rep = host
+            .probe(&cfg, &r, &client(&r.endpoint, &g.bucket, g.credentials()))
+            .await
+            .unwrap();
         assert_eq!(rep.code, "wrong_region", "{rep:?}");
         assert_eq!(rep.region.as_deref(), Some(g.region.as_str()), "{rep:?}");
     });
@@ -93,15 +113,25 @@ fn conformance_suite_passes_for_minio_and_s3() {
             credentials: g.credentials(),
         };
         for plugin in ["minio", "s3"] {
-            let outcomes =
-                conformance::run(&dist().join(format!("{plugin}.wasm")), &target, Some(&plugins_support::cache()))
-                    .await;
+            let outcomes = conformance::run(
+                &dist().join(format!("{plugin}.wasm")),
+                &target,
+                Some(&plugins_support::cache()),
+            )
+            .await;
             let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed).collect();
             assert!(failed.is_empty(), "{plugin}: {failed:#?}");
-            for needed in
-                ["load and describe", "probe is ok", "bucket_not_found", "signature_mismatch", "endpoint_unreachable"]
-            {
-                assert!(outcomes.iter().any(|o| o.name.contains(needed)), "{plugin}: no case {needed:?}");
+            for needed in [
+                "load and describe",
+                "probe is ok",
+                "bucket_not_found",
+                "signature_mismatch",
+                "endpoint_unreachable",
+            ] {
+                assert!(
+                    outcomes.iter().any(|o| o.name.contains(needed)),
+                    "{plugin}: no case {needed:?}"
+                );
             }
             assert!(outcomes.iter().filter(|o| o.name.starts_with("resolve table:")).count() >= 4);
         }
@@ -113,11 +143,20 @@ fn conformance_suite_passes_for_minio_and_s3() {
 fn garage_plugin_defaults_match_a_garage_server() {
     let g = Garage::start_with_region("garage").unwrap();
     runtime().block_on(async {
-        let host = PluginHost::load_dir(&dist(), Some(&plugins_support::cache()), Limits::default()).await.unwrap();
-        let cfg = DiskConfig { region: None, use_path_style: None, ..disk(&g, "garage") };
+        let host = PluginHost::load_dir(&dist(), Some(&plugins_support::cache()), Limits::default())
+            .await
+            .unwrap();
+        let cfg = DiskConfig {
+            region: None,
+            use_path_style: None,
+            ..disk(&g, "garage")
+        };
         let r = host.resolve(&cfg).await.unwrap();
         assert_eq!(r.endpoint.signing_region(), "garage");
-        let rep = host.probe(&cfg, &r, &client(&r.endpoint, &g.bucket, g.credentials())).await.unwrap();
+        let rep = host
+            .probe(&cfg, &r, &client(&r.endpoint, &g.bucket, g.credentials()))
+            .await
+            .unwrap();
         assert_eq!(rep.code, "ok", "{rep:?}");
     });
 }
@@ -135,7 +174,9 @@ fn hostile_probes_are_stopped_with_typed_errors() {
         .unwrap();
         let gc = g.client(Addressing::Path);
         let big = vec![7u8; 3 * 1024 * 1024];
-        gc.put_object("huge.bin", Payload::Bytes(big.into()), &PutOptions::default()).await.unwrap();
+        gc.put_object("huge.bin", Payload::Bytes(big.into()), &PutOptions::default())
+            .await
+            .unwrap();
 
         // A probe pulling more than the byte cap through the import.
         let cfg = disk(&g, "hostile-huge");
@@ -164,15 +205,31 @@ fn hostile_probes_are_stopped_with_typed_errors() {
             PluginError::Forbidden { reason, .. } => assert!(reason.contains("Host"), "{err}"),
             other => panic!("expected Forbidden, got {other}"),
         }
-        assert_eq!(c.stats().by_operation.iter().map(|(_, n, _)| n).sum::<u64>(), 0, "no request was sent");
+        assert_eq!(
+            c.stats().by_operation.iter().map(|(_, n, _)| n).sum::<u64>(),
+            0,
+            "no request was sent"
+        );
 
         // The host keeps serving: a well-behaved plugin probes fine after.
         let cfg = disk(&g, "s3");
         let r = host.resolve(&cfg).await.unwrap();
-        let rep = host.probe(&cfg, &r, &client(&r.endpoint, &g.bucket, g.credentials())).await.unwrap();
+        let rep = host
+            .probe(&cfg, &r, &client(&r.endpoint, &g.bucket, g.credentials()))
+            .await
+            .unwrap();
         assert_eq!(rep.code, "ok");
-        let statuses: Vec<_> =
-            host.plugins().into_iter().filter(|p| p.id.starts_with("hostile-")).map(|p| p.status).collect();
-        assert!(statuses.iter().all(|s| matches!(s, byos3::plugin::PluginStatus::Misbehaving { .. })), "{statuses:?}");
+        let statuses: Vec<_> = host
+            .plugins()
+            .into_iter()
+            .filter(|p| p.id.starts_with("hostile-"))
+            .map(|p| p.status)
+            .collect();
+        assert!(
+            statuses
+                .iter()
+                .all(|s| matches!(s, byos3::plugin::PluginStatus::Misbehaving { .. })),
+            "{statuses:?}"
+        );
     });
 }

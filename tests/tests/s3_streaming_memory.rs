@@ -12,17 +12,29 @@ const MIB: u64 = 1024 * 1024;
 #[test]
 fn get_of_512_mib_keeps_peak_rss_under_64_mib() {
     let garage = Garage::start().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let client = garage.client(Addressing::Path);
         // Upload 64 parts of 8 MiB, one at a time, from one reused pattern
         // buffer so the upload itself stays small in memory.
         let part = Bytes::from(pattern(8 * MIB as usize, 3));
         let key = "big/512mib";
-        let id = client.create_multipart_upload(key, &PutOptions::default()).await.unwrap();
+        let id = client
+            .create_multipart_upload(key, &PutOptions::default())
+            .await
+            .unwrap();
         let mut parts = Vec::new();
         for n in 1..=64 {
-            parts.push(client.upload_part(key, &id, n, Payload::Bytes(part.clone())).await.unwrap());
+            parts.push(
+                client
+                    .upload_part(key, &id, n, Payload::Bytes(part.clone()))
+                    .await
+                    .unwrap(),
+            );
         }
         client.complete_multipart_upload(key, &id, &parts).await.unwrap();
         drop(part);
@@ -40,7 +52,10 @@ fn get_of_512_mib_keeps_peak_rss_under_64_mib() {
             let mut rest = &chunk[..];
             while !rest.is_empty() {
                 let n = rest.len().min(expected.len() - pos);
-                assert!(rest[..n] == expected[pos..pos + n], "content differs near byte {offset}");
+                assert!(
+                    rest[..n] == expected[pos..pos + n],
+                    "content differs near byte {offset}"
+                );
                 rest = &rest[n..];
                 pos = (pos + n) % expected.len();
             }

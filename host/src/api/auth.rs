@@ -8,12 +8,15 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
-use subtle::{ConstantTimeEq, ConditionallySelectable};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;
 
 /// A tenant name: `[A-Za-z0-9_.-]{1,64}`.
 pub fn valid_tenant(t: &str) -> bool {
-    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    !t.is_empty()
+        && t.len() <= 64
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// The hash a key is stored and compared as.
@@ -65,7 +68,9 @@ impl ApiKeys {
             return Err(format!("tenant name {tenant:?} must match [A-Za-z0-9_.-]{{1,64}}"));
         }
         if self.entries.iter().any(|(_, h)| bool::from(h.ct_eq(&hash))) {
-            return Err(format!("an API key of tenant {tenant:?} is configured twice (or for two tenants)"));
+            return Err(format!(
+                "an API key of tenant {tenant:?} is configured twice (or for two tenants)"
+            ));
         }
         self.entries.push((tenant.to_string(), hash));
         Ok(())
@@ -74,9 +79,9 @@ impl ApiKeys {
     /// Adds the pairs of `BYOS3_API_KEYS`: `tenant=key,tenant=key`.
     pub fn add_env(&mut self, value: &str) -> Result<(), String> {
         for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (tenant, key) = pair
-                .split_once('=')
-                .ok_or_else(|| "BYOS3_API_KEYS must be comma-separated tenant=key pairs (e.g. alice=k1,bob=k2)".to_string())?;
+            let (tenant, key) = pair.split_once('=').ok_or_else(|| {
+                "BYOS3_API_KEYS must be comma-separated tenant=key pairs (e.g. alice=k1,bob=k2)".to_string()
+            })?;
             self.add_key(tenant.trim(), key.trim())?;
         }
         Ok(())
@@ -92,7 +97,10 @@ impl ApiKeys {
             }
             let bad = || format!("{} line {}: expected \"tenant sha256-hex\"", path.display(), n + 1);
             let (tenant, hex_hash) = line.split_once(char::is_whitespace).ok_or_else(bad)?;
-            let hash: [u8; 32] = hex::decode(hex_hash.trim()).ok().and_then(|v| v.try_into().ok()).ok_or_else(bad)?;
+            let hash: [u8; 32] = hex::decode(hex_hash.trim())
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(bad)?;
             self.add_hash(tenant, hash)?;
         }
         Ok(())
@@ -121,8 +129,15 @@ pub fn create_key_file(path: &Path, tenant: &str) -> std::io::Result<Zeroizing<S
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    writeln!(f, "# byos3 API keys: \"tenant sha256-hex\" per line (the keys themselves are not stored)")?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(
+        f,
+        "# byos3 API keys: \"tenant sha256-hex\" per line (the keys themselves are not stored)"
+    )?;
     writeln!(f, "{tenant} {}", hex::encode(hash_key(key.as_bytes())))?;
     f.sync_all()?;
     Ok(key)

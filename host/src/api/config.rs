@@ -72,7 +72,10 @@ impl FileConfig {
         };
         let mut cfg = FileConfig {
             listen: match o.opt_str("listen").map_err(err)? {
-                Some(l) => Some(l.parse().map_err(|_| anyhow!("listen must be ADDR:PORT, e.g. 127.0.0.1:8787"))?),
+                Some(l) => Some(
+                    l.parse()
+                        .map_err(|_| anyhow!("listen must be ADDR:PORT, e.g. 127.0.0.1:8787"))?,
+                ),
                 None => None,
             },
             state_dir: path(&mut o, "state_dir")?,
@@ -82,7 +85,10 @@ impl FileConfig {
             probe_timeout: o.opt_u64("probe_timeout_secs").map_err(err)?.map(Duration::from_secs),
             ..Default::default()
         };
-        if cfg.probe_timeout.is_some_and(|t| t.is_zero() || t > Duration::from_secs(120)) {
+        if cfg
+            .probe_timeout
+            .is_some_and(|t| t.is_zero() || t > Duration::from_secs(120))
+        {
             anyhow::bail!("probe_timeout_secs must be 1 to 120");
         }
         if let Some(mut t) = o.opt_obj("tls").map_err(err)? {
@@ -130,7 +136,9 @@ mod tests {
         assert_eq!(c.state_dir.unwrap(), PathBuf::from("/etc/byos3/s"));
         assert_eq!(c.api_keys.authenticate(b"k1"), Some("alice"));
         assert_eq!(c.policy_deny, vec!["private".to_string()]);
-        let e = FileConfig::parse(br#"{"state-dir":"x"}"#, Path::new("/")).unwrap_err().to_string();
+        let e = FileConfig::parse(br#"{"state-dir":"x"}"#, Path::new("/"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did you mean \"state_dir\""), "{e}");
     }
 }

@@ -40,7 +40,10 @@ fn store_failed(e: StoreError) -> ApiError {
 }
 
 fn not_configured(reason: &str) -> ApiError {
-    ApiError::server(StatusCode::SERVICE_UNAVAILABLE, format!("disks_not_configured: the disks API is not available: {reason}"))
+    ApiError::server(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("disks_not_configured: the disks API is not available: {reason}"),
+    )
 }
 
 fn need_vault(state: &AppState) -> Result<&Arc<Vault>, ApiError> {
@@ -91,7 +94,8 @@ pub(crate) fn disk_view(d: &DiskRecord) -> DiskView<'_> {
             region: &d.resolved_region,
             use_path_style: d.resolved_path_style,
             provider: d.spec.provider.as_deref(),
-            options: (!d.spec.options.is_empty()).then(|| d.spec.options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()),
+            options: (!d.spec.options.is_empty())
+                .then(|| d.spec.options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()),
         },
         created_at: rfc3339(d.created_at_ms),
         provider: &d.provider,
@@ -107,7 +111,8 @@ pub(crate) fn valid_name(n: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 /// S3 bucket naming rules (3-63 characters of `a-z 0-9 . -`, starting and
@@ -116,7 +121,10 @@ fn bucket_problem(b: &str) -> Option<&'static str> {
     if b.len() < 3 || b.len() > 63 {
         return Some("must be 3 to 63 characters long");
     }
-    if !b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-') {
+    if !b
+        .bytes()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+    {
         return Some("may hold only lowercase letters, digits, dots and hyphens");
     }
     let (first, last) = (b.as_bytes()[0], b.as_bytes()[b.len() - 1]);
@@ -149,7 +157,10 @@ fn secret_field(obj: &mut Obj, key: &str) -> Result<zeroize::Zeroizing<String>, 
         return Err(invalid(&path, format!("{path} contains control characters")));
     }
     if v.trim() != v.as_str() {
-        return Err(invalid(&path, format!("{path} starts or ends with whitespace (a copy-and-paste slip?)")));
+        return Err(invalid(
+            &path,
+            format!("{path} starts or ends with whitespace (a copy-and-paste slip?)"),
+        ));
     }
     Ok(v)
 }
@@ -194,10 +205,16 @@ fn parse_create(body: &[u8]) -> Result<CreateRequest, ApiError> {
     }
     let endpoint_url = c.req_str("endpoint")?;
     if endpoint_url.len() > 2048 {
-        return Err(invalid("config.endpoint", "config.endpoint is longer than 2048 characters"));
+        return Err(invalid(
+            "config.endpoint",
+            "config.endpoint is longer than 2048 characters",
+        ));
     }
     let endpoint = Endpoint::new(&endpoint_url, "us-east-1", Addressing::Path).map_err(|e| {
-        invalid("config.endpoint", format!("config.endpoint must be an absolute http:// or https:// URL ({e})"))
+        invalid(
+            "config.endpoint",
+            format!("config.endpoint must be an absolute http:// or https:// URL ({e})"),
+        )
     })?;
     let region = c.opt_str("region")?;
     if let Some(r) = &region {
@@ -212,7 +229,10 @@ fn parse_create(body: &[u8]) -> Result<CreateRequest, ApiError> {
     let provider = c.opt_str("provider")?;
     if let Some(p) = &provider {
         if !valid_name(p) {
-            return Err(invalid("config.provider", "config.provider must be a plugin id (lowercase letters, digits, hyphens)"));
+            return Err(invalid(
+                "config.provider",
+                "config.provider must be a plugin id (lowercase letters, digits, hyphens)",
+            ));
         }
     }
     let options = c.opt_string_map("options")?.unwrap_or_default();
@@ -220,16 +240,40 @@ fn parse_create(body: &[u8]) -> Result<CreateRequest, ApiError> {
         return Err(invalid("config.options", "config.options holds more than 32 entries"));
     }
     for (k, v) in &options {
-        if k.is_empty() || k.len() > 64 || !k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
-            return Err(invalid("config.options", "config.options keys must be 1 to 64 of a-z, 0-9, _ and -"));
+        if k.is_empty()
+            || k.len() > 64
+            || !k
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            return Err(invalid(
+                "config.options",
+                "config.options keys must be 1 to 64 of a-z, 0-9, _ and -",
+            ));
         }
         if v.len() > 1024 {
-            return Err(invalid(&format!("config.options.{k}"), format!("config.options.{k} is longer than 1024 characters")));
+            return Err(invalid(
+                &format!("config.options.{k}"),
+                format!("config.options.{k} is longer than 1024 characters"),
+            ));
         }
     }
     let credentials = parse_credentials(&mut o)?;
-    let spec = DiskSpec { bucket, endpoint: endpoint_url, region, use_path_style, provider, options };
-    Ok(CreateRequest { name, kind, spec, endpoint, credentials })
+    let spec = DiskSpec {
+        bucket,
+        endpoint: endpoint_url,
+        region,
+        use_path_style,
+        provider,
+        options,
+    };
+    Ok(CreateRequest {
+        name,
+        kind,
+        spec,
+        endpoint,
+        credentials,
+    })
 }
 
 fn plugin_config(spec: &DiskSpec) -> DiskConfig {
@@ -254,16 +298,27 @@ fn not_allowed(reason: &str) -> ApiError {
 async fn check_endpoint(state: &AppState, ep: &Endpoint, bucket: &str) -> Result<(), ApiError> {
     let port = ep.port().unwrap_or(if ep.is_https() { 443 } else { 80 });
     let host = ep.request_host(bucket);
-    state.policy.check_endpoint_host(ep.host(), port).await.map_err(|r| not_allowed(&r))?;
+    state
+        .policy
+        .check_endpoint_host(ep.host(), port)
+        .await
+        .map_err(|r| not_allowed(&r))?;
     if host != ep.host() {
-        state.policy.check_endpoint_host(&host, port).await.map_err(|r| not_allowed(&r))?;
+        state
+            .policy
+            .check_endpoint_host(&host, port)
+            .await
+            .map_err(|r| not_allowed(&r))?;
     }
     Ok(())
 }
 
 fn plugin_failed(e: &PluginError) -> ApiError {
     tracing::error!(error = %e, "provider plugin failed");
-    ApiError::server(StatusCode::INTERNAL_SERVER_ERROR, format!("the provider plugin failed: {e}"))
+    ApiError::server(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("the provider plugin failed: {e}"),
+    )
 }
 
 async fn resolve(host: &PluginHost, cfg: &DiskConfig) -> Result<ResolvedEndpoint, ApiError> {
@@ -305,19 +360,32 @@ async fn probe(
     cc.transport.policy = recorder.clone();
     cc.transport.connect_timeout = limits.request_timeout.min(Duration::from_secs(3));
     cc.transport.pool_max_idle_per_host = 1;
-    cc.retry = RetryPolicy { max_attempts: 2, max_elapsed: limits.request_timeout, ..RetryPolicy::default() };
+    cc.retry = RetryPolicy {
+        max_attempts: 2,
+        max_elapsed: limits.request_timeout,
+        ..RetryPolicy::default()
+    };
     cc.request_timeout = limits.request_timeout;
     cc.read_timeout = limits.request_timeout;
-    let client = S3Client::new(cc).map_err(|e| invalid("config.endpoint", format!("config.endpoint cannot be used: {e}")))?;
+    let client =
+        S3Client::new(cc).map_err(|e| invalid("config.endpoint", format!("config.endpoint cannot be used: {e}")))?;
     let deadline = probe_deadline(limits);
     let outcome = tokio::time::timeout(deadline, host.probe(cfg, resolved, &client)).await;
     if let Some(reason) = recorder.refused() {
         return Err(not_allowed(&reason));
     }
     let report: ProbeReport = match outcome {
-        Err(_) => return Err(unreachable_error(&format!("{} did not answer within {deadline:?}", resolved.endpoint.url()))),
+        Err(_) => {
+            return Err(unreachable_error(&format!(
+                "{} did not answer within {deadline:?}",
+                resolved.endpoint.url()
+            )))
+        }
         Ok(Err(PluginError::ProbeTimeout { limit, .. })) => {
-            return Err(unreachable_error(&format!("{} did not answer within {limit:?}", resolved.endpoint.url())))
+            return Err(unreachable_error(&format!(
+                "{} did not answer within {limit:?}",
+                resolved.endpoint.url()
+            )))
         }
         Ok(Err(e)) => return Err(plugin_failed(&e)),
         Ok(Ok(r)) => r,
@@ -335,7 +403,11 @@ async fn probe(
         }
         return Err(unreachable_error(&m));
     }
-    let code = ProbeReport::CODES.iter().copied().find(|c| *c == report.code && *c != "ok").unwrap_or("other");
+    let code = ProbeReport::CODES
+        .iter()
+        .copied()
+        .find(|c| *c == report.code && *c != "ok")
+        .unwrap_or("other");
     let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
     if let Some(h) = hint {
         err = err.with("hint", h);
@@ -388,23 +460,37 @@ async fn seal_and_commit(
         let commit = commit.clone();
         match blocking(state, move |s| commit(s, &sealed)).await {
             Err(StoreError::StaleKeyVersion { current, .. }) => {
-                tracing::info!(current, "master key rotated meanwhile; sealing again under the new version");
+                tracing::info!(
+                    current,
+                    "master key rotated meanwhile; sealing again under the new version"
+                );
                 state.key_version.store(current, Ordering::Release);
             }
             other => return other,
         }
     }
-    Err(StoreError::Database("the master key kept changing while sealing".into()))
+    Err(StoreError::Database(
+        "the master key kept changing while sealing".into(),
+    ))
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `Some(field)` naming the first difference between a registered disk
 /// and a new request for the same name.
-fn differs(existing: &DiskRecord, spec: &DiskSpec, endpoint: &Endpoint, resolved: &ResolvedEndpoint) -> Option<&'static str> {
-    let existing_url = Endpoint::new(&existing.spec.endpoint, "us-east-1", Addressing::Path).map(|e| e.url()).unwrap_or_default();
+fn differs(
+    existing: &DiskRecord,
+    spec: &DiskSpec,
+    endpoint: &Endpoint,
+    resolved: &ResolvedEndpoint,
+) -> Option<&'static str> {
+    let existing_url = Endpoint::new(&existing.spec.endpoint, "us-east-1", Addressing::Path)
+        .map(|e| e.url())
+        .unwrap_or_default();
     if existing.spec.bucket != spec.bucket {
         Some("config.bucket")
     } else if existing_url != endpoint.url() {
@@ -422,7 +508,11 @@ fn differs(existing: &DiskRecord, spec: &DiskSpec, endpoint: &Endpoint, resolved
     }
 }
 
-fn idempotent(existing: &DiskRecord, req: &CreateRequest, resolved: &ResolvedEndpoint) -> Result<Response<Body>, ApiError> {
+fn idempotent(
+    existing: &DiskRecord,
+    req: &CreateRequest,
+    resolved: &ResolvedEndpoint,
+) -> Result<Response<Body>, ApiError> {
     match differs(existing, &req.spec, &req.endpoint, resolved) {
         None => Ok(success(StatusCode::OK, disk_view(existing))),
         Some(field) => Err(ApiError::conflict(
@@ -438,7 +528,11 @@ fn idempotent(existing: &DiskRecord, req: &CreateRequest, resolved: &ResolvedEnd
 
 // ---- routes ----
 
-pub(crate) async fn create(state: &Arc<AppState>, tenant: &str, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub(crate) async fn create(
+    state: &Arc<AppState>,
+    tenant: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let vault = need_vault(state)?.clone();
     let host = need_providers(state)?;
     let body = read_body(req, state.body_limit).await?;
@@ -451,7 +545,10 @@ pub(crate) async fn create(state: &Arc<AppState>, tenant: &str, req: Request<Inc
     check_endpoint(state, &resolved.endpoint, &req.spec.bucket).await?;
 
     let (t, n) = (tenant.to_string(), req.name.clone());
-    if let Some(existing) = blocking(state, move |s| s.find_disk(&t, &n)).await.map_err(store_failed)? {
+    if let Some(existing) = blocking(state, move |s| s.find_disk(&t, &n))
+        .await
+        .map_err(store_failed)?
+    {
         return idempotent(&existing, &req, &resolved);
     }
 
@@ -483,9 +580,15 @@ pub(crate) async fn create(state: &Arc<AppState>, tenant: &str, req: Request<Inc
         // Registered concurrently under the same name.
         Err(StoreError::Conflict(_)) => {
             let (t, n) = (tenant.to_string(), req.name.clone());
-            match blocking(state, move |s| s.find_disk(&t, &n)).await.map_err(store_failed)? {
+            match blocking(state, move |s| s.find_disk(&t, &n))
+                .await
+                .map_err(store_failed)?
+            {
                 Some(existing) => idempotent(&existing, &req, &resolved),
-                None => Err(ApiError::conflict("name_conflict", "the disk name was taken and released meanwhile; try again")),
+                None => Err(ApiError::conflict(
+                    "name_conflict",
+                    "the disk name was taken and released meanwhile; try again",
+                )),
             }
         }
         Err(e) => Err(store_failed(e)),
@@ -495,7 +598,9 @@ pub(crate) async fn create(state: &Arc<AppState>, tenant: &str, req: Request<Inc
 pub(crate) async fn list(state: &Arc<AppState>, tenant: &str, p: Page) -> Result<Response<Body>, ApiError> {
     need_vault(state)?;
     let t = tenant.to_string();
-    let (rows, total) = blocking(state, move |s| s.list_disks(&t, p)).await.map_err(store_failed)?;
+    let (rows, total) = blocking(state, move |s| s.list_disks(&t, p))
+        .await
+        .map_err(store_failed)?;
     Ok(page(rows.iter().map(disk_view).collect(), total, p.limit, p.offset))
 }
 
@@ -504,7 +609,10 @@ pub(crate) async fn find(state: &Arc<AppState>, tenant: &str, id: &str) -> Resul
         return Err(disk_not_found(id));
     }
     let (t, i) = (tenant.to_string(), id.to_string());
-    blocking(state, move |s| s.find_disk(&t, &i)).await.map_err(store_failed)?.ok_or_else(|| disk_not_found(id))
+    blocking(state, move |s| s.find_disk(&t, &i))
+        .await
+        .map_err(store_failed)?
+        .ok_or_else(|| disk_not_found(id))
 }
 
 pub(crate) async fn show(state: &Arc<AppState>, tenant: &str, id: &str) -> Result<Response<Body>, ApiError> {
@@ -513,7 +621,12 @@ pub(crate) async fn show(state: &Arc<AppState>, tenant: &str, id: &str) -> Resul
     Ok(success(StatusCode::OK, disk_view(&disk)))
 }
 
-pub(crate) async fn rotate(state: &Arc<AppState>, tenant: &str, id: &str, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub(crate) async fn rotate(
+    state: &Arc<AppState>,
+    tenant: &str,
+    id: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let vault = need_vault(state)?.clone();
     let host = need_providers(state)?;
     let disk = find(state, tenant, id).await?;
@@ -529,16 +642,21 @@ pub(crate) async fn rotate(state: &Arc<AppState>, tenant: &str, id: &str, req: R
     probe(state, host, &cfg, &resolved, &creds).await?;
     let now = now_ms();
     let (t, d) = (tenant.to_string(), disk.id.clone());
-    seal_and_commit(state, &vault, tenant, &disk.id, &creds, move |s, sealed| s.replace_credentials(&t, &d, sealed, now))
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => disk_not_found(id),
-            e => store_failed(e),
-        })?;
+    seal_and_commit(state, &vault, tenant, &disk.id, &creds, move |s, sealed| {
+        s.replace_credentials(&t, &d, sealed, now)
+    })
+    .await
+    .map_err(|e| match e {
+        StoreError::NotFound => disk_not_found(id),
+        e => store_failed(e),
+    })?;
     // Mounts already attached sign their next request with the new keys.
     state.mounts.rotate_credentials(&disk.id, &creds.to_s3());
     tracing::info!(disk = %disk.id, "disk credentials rotated");
-    let disk = DiskRecord { updated_at_ms: now, ..disk };
+    let disk = DiskRecord {
+        updated_at_ms: now,
+        ..disk
+    };
     Ok(success(StatusCode::OK, disk_view(&disk)))
 }
 
@@ -592,18 +710,27 @@ mod tests {
     fn create_body_errors_are_precise() {
         let good = r#"{"name":"d","kind":"s3","config":{"bucket":"bkt","endpoint":"http://127.0.0.1:9000"},"credentials":{"access_key":"a","secret_key":"s"}}"#;
         assert_eq!(err(good), "ok");
-        assert_eq!(err(r#"{"name":"d","config":{"endpoint":"http://x"},"credentials":{}}"#), "missing_field config.bucket is required");
+        assert_eq!(
+            err(r#"{"name":"d","config":{"endpoint":"http://x"},"credentials":{}}"#),
+            "missing_field config.bucket is required"
+        );
         assert_eq!(
             err(r#"{"name":"d","config":{"bucket":"bkt","endpoint":"http://x"},"credential":{}}"#),
             "unknown_field unknown field \"credential\" (did you mean \"credentials\"?)"
         );
         assert_eq!(
-            err(r#"{"name":"d","config":{"bucket":"bkt","endpoint":"http://x"},"credentials":{"access_key":"a","secret_key":""}}"#),
+            err(
+                r#"{"name":"d","config":{"bucket":"bkt","endpoint":"http://x"},"credentials":{"access_key":"a","secret_key":""}}"#
+            ),
             "invalid_field credentials.secret_key must not be empty"
         );
         assert_eq!(err(r#"{"name":5}"#), "invalid_type name must be a string, not a number");
         assert_eq!(err(r#"{"name":"d","kind":"gcs"}"#), "invalid_field kind must be \"s3\"");
-        assert!(err(r#"{"name":"d","config":{"bucket":"bkt","endpoint":"ftp://x"}}"#).starts_with("invalid_field config.endpoint must be an absolute"));
-        assert!(err(r#"{"name":"d","config":{"bucket":"bkt","endpoint":"s3.amazonaws.com"}}"#).starts_with("invalid_field config.endpoint"));
+        assert!(err(r#"{"name":"d","config":{"bucket":"bkt","endpoint":"ftp://x"}}"#)
+            .starts_with("invalid_field config.endpoint must be an absolute"));
+        assert!(
+            err(r#"{"name":"d","config":{"bucket":"bkt","endpoint":"s3.amazonaws.com"}}"#)
+                .starts_with("invalid_field config.endpoint")
+        );
     }
 }

@@ -29,7 +29,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: Map::new(), headers: Vec::new() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            extra: Map::new(),
+            headers: Vec::new(),
+        }
     }
 
     /// Adds a key to `data`.
@@ -72,7 +78,10 @@ impl ApiError {
     /// A 500 whose details go to the log only (with the request id).
     pub fn internal(what: &str, err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "{what}");
-        Self::server(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error while {what}; see the server log for this request id"))
+        Self::server(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error while {what}; see the server log for this request id"),
+        )
     }
 
     /// The envelope.
@@ -82,9 +91,20 @@ impl ApiError {
 
     fn envelope(&self) -> Envelope<'_> {
         if self.status.is_server_error() {
-            Envelope::Error { status: "error", message: &self.message, code: self.status.as_u16() }
+            Envelope::Error {
+                status: "error",
+                message: &self.message,
+                code: self.status.as_u16(),
+            }
         } else {
-            Envelope::Fail { status: "fail", data: FailData { code: self.code, message: &self.message, extra: &self.extra } }
+            Envelope::Fail {
+                status: "fail",
+                data: FailData {
+                    code: self.code,
+                    message: &self.message,
+                    extra: &self.extra,
+                },
+            }
         }
     }
 
@@ -107,8 +127,15 @@ impl std::fmt::Display for ApiError {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Envelope<'a> {
-    Fail { status: &'static str, data: FailData<'a> },
-    Error { status: &'static str, message: &'a str, code: u16 },
+    Fail {
+        status: &'static str,
+        data: FailData<'a>,
+    },
+    Error {
+        status: &'static str,
+        message: &'a str,
+        code: u16,
+    },
 }
 
 #[derive(Serialize)]
@@ -127,7 +154,13 @@ struct Success<T> {
 
 /// `{"status":"success","data":data}`
 pub fn success<T: Serialize>(status: StatusCode, data: T) -> Response<Body> {
-    json_response(status, &Success { status: "success", data })
+    json_response(
+        status,
+        &Success {
+            status: "success",
+            data,
+        },
+    )
 }
 
 #[derive(Serialize)]
@@ -147,7 +180,18 @@ struct Pagination {
 /// A paginated list: `data = {"data":[...],"pagination":{total,limit,offset,count}}`.
 pub fn page<T: Serialize>(items: Vec<T>, total: u64, limit: u32, offset: u64) -> Response<Body> {
     let count = items.len();
-    success(StatusCode::OK, PageOut { data: items, pagination: Pagination { total, limit, offset, count } })
+    success(
+        StatusCode::OK,
+        PageOut {
+            data: items,
+            pagination: Pagination {
+                total,
+                limit,
+                offset,
+                count,
+            },
+        },
+    )
 }
 
 pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
@@ -156,8 +200,10 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Re
     bytes.push(b'\n');
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -176,7 +222,12 @@ pub fn rfc3339(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]

@@ -74,7 +74,10 @@ impl<'de> Visitor<'de> for StrictVisitor {
 /// Parses a request body into a JSON object.
 pub fn parse_object(body: &[u8]) -> Result<Obj, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("invalid_json", "the request body is empty; send a JSON object"));
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the request body is empty; send a JSON object",
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = de::Deserialize::deserialize(&mut de)
@@ -111,8 +114,16 @@ pub fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
 /// The error for an unknown field `name` of the object at `path`.
 pub fn unknown_field(path: &str, name: &str, known: &[&str]) -> ApiError {
     let shown: String = name.chars().take(64).collect();
-    let full = if path.is_empty() { shown.clone() } else { format!("{path}.{shown}") };
-    let mut msg = if path.is_empty() { format!("unknown field {shown:?}") } else { format!("unknown field {shown:?} in {path}") };
+    let full = if path.is_empty() {
+        shown.clone()
+    } else {
+        format!("{path}.{shown}")
+    };
+    let mut msg = if path.is_empty() {
+        format!("unknown field {shown:?}")
+    } else {
+        format!("unknown field {shown:?} in {path}")
+    };
     match did_you_mean(name, known) {
         Some(k) => msg.push_str(&format!(" (did you mean {k:?}?)")),
         None => msg.push_str(&format!(" (expected one of: {})", known.join(", "))),
@@ -140,7 +151,10 @@ fn type_name(v: &Value) -> &'static str {
 impl Obj {
     fn root(v: Value) -> Result<Self, ApiError> {
         match v {
-            Value::Object(map) => Ok(Self { path: String::new(), map }),
+            Value::Object(map) => Ok(Self {
+                path: String::new(),
+                map,
+            }),
             other => Err(ApiError::bad_request(
                 "invalid_json",
                 format!("the request body must be a JSON object, not {}", type_name(&other)),
@@ -171,7 +185,11 @@ impl Obj {
 
     fn wrong_type(&self, key: &str, want: &str, got: &Value) -> ApiError {
         let p = self.path_of(key);
-        ApiError::field("invalid_type", &p, format!("{p} must be {want}, not {}", type_name(got)))
+        ApiError::field(
+            "invalid_type",
+            &p,
+            format!("{p} must be {want}, not {}", type_name(got)),
+        )
     }
 
     /// `Some(value)` unless absent or null.
@@ -260,7 +278,10 @@ impl Obj {
                 .into_iter()
                 .enumerate()
                 .map(|(i, v)| match v {
-                    Value::Object(map) => Ok(Obj { path: format!("{path}[{i}]"), map }),
+                    Value::Object(map) => Ok(Obj {
+                        path: format!("{path}[{i}]"),
+                        map,
+                    }),
                     other => Err(ApiError::field(
                         "invalid_type",
                         &format!("{path}[{i}]"),
@@ -282,7 +303,11 @@ impl Obj {
                 Value::String(s) => out.push((k, s)),
                 other => {
                     let p = format!("{}.{k}", obj.path);
-                    return Err(ApiError::field("invalid_type", &p, format!("{p} must be a string, not {}", type_name(&other))));
+                    return Err(ApiError::field(
+                        "invalid_type",
+                        &p,
+                        format!("{p} must be a string, not {}", type_name(&other)),
+                    ));
                 }
             }
         }
@@ -310,8 +335,14 @@ mod tests {
     #[test]
     fn syntax_and_shape_errors() {
         assert!(msg(parse_object(b"{\"name\":")).starts_with("invalid_json the request body is not valid JSON: EOF"));
-        assert_eq!(msg(parse_object(b"  ")), "invalid_json the request body is empty; send a JSON object");
-        assert_eq!(msg(parse_object(b"[1]")), "invalid_json the request body must be a JSON object, not an array");
+        assert_eq!(
+            msg(parse_object(b"  ")),
+            "invalid_json the request body is empty; send a JSON object"
+        );
+        assert_eq!(
+            msg(parse_object(b"[1]")),
+            "invalid_json the request body must be a JSON object, not an array"
+        );
         assert!(msg(parse_object(b"{\"a\":1,\"a\":2}")).contains("duplicate field \"a\""));
         assert!(msg(parse_object(b"{} {}")).contains("trailing characters"));
     }
@@ -325,7 +356,10 @@ mod tests {
         );
         let mut c = o.req_obj("config").unwrap();
         assert_eq!(msg(c.req_str("bucket")), "missing_field config.bucket is required");
-        assert_eq!(msg(c.opt_bool("use_path_style")), "invalid_type config.use_path_style must be a boolean (true or false), not a string");
+        assert_eq!(
+            msg(c.opt_bool("use_path_style")),
+            "invalid_type config.use_path_style must be a boolean (true or false), not a string"
+        );
         let mut o2 = parse_object(br#"{"config":{"bukcet":"x"}}"#).unwrap();
         assert_eq!(
             msg(o2.req_obj("config").unwrap().deny_unknown(&["bucket", "endpoint"])),
@@ -336,8 +370,14 @@ mod tests {
 
     #[test]
     fn did_you_mean_is_conservative() {
-        assert_eq!(did_you_mean("credential", &["credentials", "config"]), Some("credentials"));
-        assert_eq!(did_you_mean("usePathStyle", &["use_path_style", "bucket"]), Some("use_path_style"));
+        assert_eq!(
+            did_you_mean("credential", &["credentials", "config"]),
+            Some("credentials")
+        );
+        assert_eq!(
+            did_you_mean("usePathStyle", &["use_path_style", "bucket"]),
+            Some("use_path_style")
+        );
         assert_eq!(did_you_mean("regoin", &["region", "bucket"]), Some("region"));
         assert_eq!(did_you_mean("zzzzzz", &["region", "bucket"]), None);
     }

@@ -126,7 +126,10 @@ pub fn open_vault(store: &dyn Store, cfg: &MasterKeyConfig) -> Result<(Arc<Vault
         Some(s) => s,
         None => {
             let v = vault.current_version();
-            let check = vault.with_key(v, |k| key_check(k, v)).and_then(|c| c).map_err(|e| e.to_string())?;
+            let check = vault
+                .with_key(v, |k| key_check(k, v))
+                .and_then(|c| c)
+                .map_err(|e| e.to_string())?;
             store.init_vault(v, &check).map_err(|e| e.to_string())?
         }
     };
@@ -134,9 +137,13 @@ pub fn open_vault(store: &dyn Store, cfg: &MasterKeyConfig) -> Result<(Arc<Vault
     let check = state.checks.iter().find(|(cv, _)| *cv == v).map(|(_, c)| c.clone());
     let ok = vault
         .with_key(v, |k| check.as_deref().is_some_and(|c| verify_key_check(k, v, c)))
-        .map_err(|_| format!("the data is sealed under master key version {v}, which the configured master key does not hold"))?;
+        .map_err(|_| {
+            format!("the data is sealed under master key version {v}, which the configured master key does not hold")
+        })?;
     if !ok {
-        return Err(format!("the configured master key version {v} is not the key the data was sealed with (wrong master key)"));
+        return Err(format!(
+            "the configured master key version {v} is not the key the data was sealed with (wrong master key)"
+        ));
     }
     Ok((Arc::new(vault), v))
 }
@@ -173,12 +180,22 @@ impl Server {
         if key_file.exists() {
             keys.add_file(&key_file).map_err(anyhow::Error::msg)?;
         } else if keys.is_empty() && opts.generate_api_key {
-            generated_key = Some(auth::create_key_file(&key_file, "default").with_context(|| format!("writing {}", key_file.display()))?);
+            generated_key = Some(
+                auth::create_key_file(&key_file, "default")
+                    .with_context(|| format!("writing {}", key_file.display()))?,
+            );
             keys.add_file(&key_file).map_err(anyhow::Error::msg)?;
         }
-        anyhow::ensure!(!keys.is_empty(), "no API key is configured (BYOS3_API_KEYS, the config file, or {})", key_file.display());
+        anyhow::ensure!(
+            !keys.is_empty(),
+            "no API key is configured (BYOS3_API_KEYS, the config file, or {})",
+            key_file.display()
+        );
 
-        let cache = opts.plugin_cache_dir.clone().unwrap_or_else(|| opts.state_dir.join("plugin-cache"));
+        let cache = opts
+            .plugin_cache_dir
+            .clone()
+            .unwrap_or_else(|| opts.state_dir.join("plugin-cache"));
         let providers = match PluginHost::load_dir(&opts.plugin_dir, Some(&cache), opts.plugin_limits.clone()).await {
             Ok(h) if h.plugins().is_empty() => Err(format!("no provider plugin in {}", opts.plugin_dir.display())),
             Ok(h) => {
@@ -197,16 +214,18 @@ impl Server {
         };
 
         let tls = opts.tls.as_ref().map(server::tls_acceptor).transpose()?;
-        let listener = tokio::net::TcpListener::bind(opts.listen).await.with_context(|| format!("listening on {}", opts.listen))?;
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("listening on {}", opts.listen))?;
         let addr = listener.local_addr()?;
         let resolver = opts
             .sandboxes
             .clone()
             .unwrap_or_else(|| Arc::new(DirectoryResolver::new(opts.state_dir.join("sandboxes"))));
-        let mount_options = opts
-            .mount_options
-            .clone()
-            .unwrap_or_else(|| MountOptions { staging_dir: opts.state_dir.join("staging"), ..MountOptions::default() });
+        let mount_options = opts.mount_options.clone().unwrap_or_else(|| MountOptions {
+            staging_dir: opts.state_dir.join("staging"),
+            ..MountOptions::default()
+        });
         let mounts = Arc::new(MountManager::new(resolver, mount_options));
         let state = Arc::new(AppState {
             store,
@@ -222,7 +241,14 @@ impl Server {
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, tls, state, rx));
         tracing::info!(%addr, tls = opts.tls.is_some(), state_dir = %opts.state_dir.display(), "byos3 API listening");
-        Ok(Server { addr, shutdown: tx, task, generated_key, disks_unavailable, mounts })
+        Ok(Server {
+            addr,
+            shutdown: tx,
+            task,
+            generated_key,
+            disks_unavailable,
+            mounts,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -254,7 +280,11 @@ impl Server {
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(())
 }

@@ -58,17 +58,28 @@ impl Cidr {
             Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
             None => max,
         };
-        Some(Self { addr: normalize(addr), prefix })
+        Some(Self {
+            addr: normalize(addr),
+            prefix,
+        })
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, normalize(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -91,7 +102,13 @@ fn cidrs(list: &[&str]) -> Vec<Cidr> {
 fn keyword(k: &str) -> Option<(Vec<Cidr>, Vec<String>)> {
     let nets = match k {
         "loopback" => cidrs(&["127.0.0.0/8", "::1/128"]),
-        "private" => cidrs(&["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"]),
+        "private" => cidrs(&[
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "fc00::/7",
+        ]),
         "link-local" => cidrs(&["169.254.0.0/16", "fe80::/10"]),
         "metadata" => {
             let mut n = cidrs(&["169.254.169.254/32", "169.254.170.2/32"]);
@@ -168,10 +185,25 @@ impl EndpointPolicy {
     /// The default policy widened by `allow` and narrowed by `deny`
     /// (deny wins over allow).
     pub fn new(allow: &[String], deny: &[String]) -> Result<Self, String> {
-        let mut default_deny = Rules { nets: cidrs(&["169.254.0.0/16", "fe80::/10", "0.0.0.0/32", "::/128", "255.255.255.255/32", "224.0.0.0/4", "ff00::/8"]), hosts: Vec::new() };
+        let mut default_deny = Rules {
+            nets: cidrs(&[
+                "169.254.0.0/16",
+                "fe80::/10",
+                "0.0.0.0/32",
+                "::/128",
+                "255.255.255.255/32",
+                "224.0.0.0/4",
+                "ff00::/8",
+            ]),
+            hosts: Vec::new(),
+        };
         default_deny.nets.extend(cidrs(METADATA_ADDRS));
         default_deny.hosts.extend(METADATA_HOSTS.iter().map(|h| h.to_string()));
-        Ok(Self { allow: Rules::parse(allow, "allow")?, deny: Rules::parse(deny, "deny")?, default_deny })
+        Ok(Self {
+            allow: Rules::parse(allow, "allow")?,
+            deny: Rules::parse(deny, "deny")?,
+            default_deny,
+        })
     }
 
     /// Checks a host name (not its addresses).
@@ -196,7 +228,11 @@ impl EndpointPolicy {
             return Ok(());
         }
         if self.default_deny.matches_addr(ip) {
-            let why = if is_link_local(ip) { "link-local (cloud metadata lives there)" } else { "a metadata, unspecified or multicast address" };
+            let why = if is_link_local(ip) {
+                "link-local (cloud metadata lives there)"
+            } else {
+                "a metadata, unspecified or multicast address"
+            };
             return Err(format!("address {ip} is {why}"));
         }
         Ok(())
@@ -213,7 +249,8 @@ impl EndpointPolicy {
         self.check_name(bare)?;
         if let Ok(addrs) = tokio::net::lookup_host((bare, port)).await {
             for a in addrs {
-                self.check_ip(a.ip()).map_err(|e| format!("{bare} resolves to {}: {e}", a.ip()))?;
+                self.check_ip(a.ip())
+                    .map_err(|e| format!("{bare} resolves to {}: {e}", a.ip()))?;
             }
         }
         Ok(())
@@ -245,7 +282,10 @@ pub struct RecordingPolicy {
 
 impl RecordingPolicy {
     pub fn new(inner: Arc<EndpointPolicy>) -> Self {
-        Self { inner, refused: Mutex::new(None) }
+        Self {
+            inner,
+            refused: Mutex::new(None),
+        }
     }
 
     pub fn refused(&self) -> Option<String> {
@@ -257,7 +297,10 @@ impl AddressPolicy for RecordingPolicy {
     fn check(&self, host: &str, addr: IpAddr) -> Result<(), String> {
         let r = self.inner.check(host, addr);
         if let Err(e) = &r {
-            self.refused.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| e.clone());
+            self.refused
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(|| e.clone());
         }
         r
     }
@@ -274,7 +317,15 @@ mod tests {
     #[test]
     fn defaults() {
         let p = EndpointPolicy::default();
-        for bad in ["169.254.169.254", "169.254.0.1", "fe80::1", "::ffff:169.254.169.254", "0.0.0.0", "fd00:ec2::254", "224.0.0.1"] {
+        for bad in [
+            "169.254.169.254",
+            "169.254.0.1",
+            "fe80::1",
+            "::ffff:169.254.169.254",
+            "0.0.0.0",
+            "fd00:ec2::254",
+            "224.0.0.1",
+        ] {
             assert!(p.check_ip(ip(bad)).is_err(), "{bad}");
         }
         for good in ["127.0.0.1", "::1", "10.1.2.3", "192.168.1.10", "52.95.1.1", "2600::1"] {

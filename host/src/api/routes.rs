@@ -39,8 +39,12 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 
 fn method_not_allowed(allow: &'static str) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("this route answers {allow}"))
-        .with_header(header::ALLOW, allow)
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this route answers {allow}"),
+    )
+    .with_header(header::ALLOW, allow)
 }
 
 /// The tenant of the request's `X-Api-Key`.
@@ -48,7 +52,11 @@ fn authenticate(state: &AppState, req: &Request<Incoming>) -> Result<String, Api
     let mut values = req.headers().get_all("x-api-key").iter();
     let key = match (values.next(), values.next()) {
         (Some(key), None) => key,
-        (None, _) => return Err(ApiError::unauthorized("missing X-Api-Key header; send your API key in it")),
+        (None, _) => {
+            return Err(ApiError::unauthorized(
+                "missing X-Api-Key header; send your API key in it",
+            ))
+        }
         (Some(_), Some(_)) => return Err(ApiError::unauthorized("send one X-Api-Key header, not several")),
     };
     state
@@ -58,7 +66,11 @@ fn authenticate(state: &AppState, req: &Request<Incoming>) -> Result<String, Api
         .ok_or_else(|| ApiError::unauthorized("unknown API key"))
 }
 
-pub(crate) async fn route(state: &Arc<AppState>, req: Request<Incoming>, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
+pub(crate) async fn route(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    log: &mut RequestLog,
+) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     if path == "/healthz" {
@@ -71,7 +83,10 @@ pub(crate) async fn route(state: &Arc<AppState>, req: Request<Incoming>, log: &m
     log.tenant = Some(tenant.clone());
 
     let segments: Vec<String> = match path.strip_prefix("/v1/") {
-        Some(rest) => rest.split('/').map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned()).collect(),
+        Some(rest) => rest
+            .split('/')
+            .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect(),
         None => Vec::new(),
     };
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -82,7 +97,10 @@ pub(crate) async fn route(state: &Arc<AppState>, req: Request<Incoming>, log: &m
             }
             no_query(&req)?;
             let mut resp = Response::new(Body::from(super::OPENAPI_JSON));
-            resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
             Ok(resp)
         }
         ["disks"] => match method {
@@ -158,7 +176,11 @@ pub(crate) async fn route(state: &Arc<AppState>, req: Request<Incoming>, log: &m
                 match (k.as_str(), &mount_path) {
                     ("mount_path", None) => mount_path = Some(v),
                     ("mount_path", Some(_)) => {
-                        return Err(ApiError::field("invalid_query", "mount_path", "query parameter \"mount_path\" is given twice"))
+                        return Err(ApiError::field(
+                            "invalid_query",
+                            "mount_path",
+                            "query parameter \"mount_path\" is given twice",
+                        ))
                     }
                     (other, _) => {
                         let mut e = unknown_field("", other, &["mount_path"]);
@@ -170,7 +192,9 @@ pub(crate) async fn route(state: &Arc<AppState>, req: Request<Incoming>, log: &m
             }
             sandboxes::detach(state, &tenant, &id, &disk, mount_path).await
         }
-        _ => Err(ApiError::not_found(format!("no route {method} {path}; see GET /v1/openapi.json"))),
+        _ => Err(ApiError::not_found(format!(
+            "no route {method} {path}; see GET /v1/openapi.json"
+        ))),
     }
 }
 
@@ -182,7 +206,11 @@ fn query_pairs(req: &Request<Incoming>) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            let dec = |s: &str| {
+                percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
             (dec(k), dec(v))
         })
         .collect()
@@ -190,31 +218,48 @@ fn query_pairs(req: &Request<Incoming>) -> Vec<(String, String)> {
 
 fn no_query(req: &Request<Incoming>) -> Result<(), ApiError> {
     match query_pairs(req).into_iter().next() {
-        Some((k, _)) => Err(ApiError::field("unknown_query_parameter", &k, format!("unknown query parameter {k:?}; this route takes none"))),
+        Some((k, _)) => Err(ApiError::field(
+            "unknown_query_parameter",
+            &k,
+            format!("unknown query parameter {k:?}; this route takes none"),
+        )),
         None => Ok(()),
     }
 }
 
 /// `limit` (1..=500, default 50) and `offset` (default 0).
 pub(crate) fn pagination(req: &Request<Incoming>) -> Result<Page, ApiError> {
-    let mut page = Page { limit: DEFAULT_LIMIT, offset: 0 };
+    let mut page = Page {
+        limit: DEFAULT_LIMIT,
+        offset: 0,
+    };
     let mut seen = Vec::new();
     for (k, v) in query_pairs(req) {
         if seen.contains(&k) {
-            return Err(ApiError::field("invalid_query", &k, format!("query parameter {k:?} is given twice")));
+            return Err(ApiError::field(
+                "invalid_query",
+                &k,
+                format!("query parameter {k:?} is given twice"),
+            ));
         }
         match k.as_str() {
             "limit" => {
-                page.limit = v.parse::<u32>().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
-                    ApiError::field("invalid_query", "limit", format!("limit must be an integer from 1 to {MAX_LIMIT}"))
-                })?
+                page.limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|l| (1..=MAX_LIMIT).contains(l))
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            "invalid_query",
+                            "limit",
+                            format!("limit must be an integer from 1 to {MAX_LIMIT}"),
+                        )
+                    })?
             }
             "offset" => {
-                page.offset = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|o| *o <= i64::MAX as u64)
-                    .ok_or_else(|| ApiError::field("invalid_query", "offset", "offset must be a non-negative integer"))?
+                page.offset = v.parse::<u64>().ok().filter(|o| *o <= i64::MAX as u64).ok_or_else(|| {
+                    ApiError::field("invalid_query", "offset", "offset must be a non-negative integer")
+                })?
             }
             other => {
                 let mut e = unknown_field("", other, &["limit", "offset"]);

@@ -32,7 +32,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn sandbox_not_found(id: &str) -> ApiError {
@@ -60,7 +62,9 @@ async fn find_sandbox(state: &Arc<AppState>, tenant: &str, id: &str) -> Result<S
         return Err(sandbox_not_found(id));
     }
     let (t, i) = (tenant.to_string(), id.to_string());
-    blocking(state, move |s| s.find_sandbox(&t, &i)).await?.ok_or_else(|| sandbox_not_found(id))
+    blocking(state, move |s| s.find_sandbox(&t, &i))
+        .await?
+        .ok_or_else(|| sandbox_not_found(id))
 }
 
 /// One `{disk_id, mount_path, sub_path?, read_only?}` object.
@@ -78,10 +82,15 @@ fn parse_attach(o: &mut Obj) -> Result<AttachSpec, ApiError> {
     let mount_path = MountPath::parse(&raw_mount)
         .map_err(|e| ApiError::field("invalid_mount_path", &o.field_path("mount_path"), e.to_string()))?;
     let raw_sub = o.opt_str("sub_path")?.unwrap_or_default();
-    let sub_path =
-        SubPath::parse(&raw_sub).map_err(|e| ApiError::field("invalid_sub_path", &o.field_path("sub_path"), e.to_string()))?;
+    let sub_path = SubPath::parse(&raw_sub)
+        .map_err(|e| ApiError::field("invalid_sub_path", &o.field_path("sub_path"), e.to_string()))?;
     let read_only = o.opt_bool("read_only")?.unwrap_or(false);
-    Ok(AttachSpec { disk, mount_path, sub_path, read_only })
+    Ok(AttachSpec {
+        disk,
+        mount_path,
+        sub_path,
+        read_only,
+    })
 }
 
 fn attach_failed(e: AttachError, mount_path: &MountPath) -> ApiError {
@@ -103,9 +112,17 @@ fn attach_failed(e: AttachError, mount_path: &MountPath) -> ApiError {
 
 /// Records, mounts and reports one attachment; on failure nothing is left
 /// recorded or mounted.
-async fn attach_one(state: &Arc<AppState>, tenant: &str, sandbox: &SandboxRecord, spec: &AttachSpec) -> Result<(), ApiError> {
+async fn attach_one(
+    state: &Arc<AppState>,
+    tenant: &str,
+    sandbox: &SandboxRecord,
+    spec: &AttachSpec,
+) -> Result<(), ApiError> {
     if sandbox.status != "running" {
-        return Err(ApiError::conflict("sandbox_not_running", format!("sandbox {} is {}, not running", sandbox.id, sandbox.status)));
+        return Err(ApiError::conflict(
+            "sandbox_not_running",
+            format!("sandbox {} is {}, not running", sandbox.id, sandbox.status),
+        ));
     }
     let disk = disks::find(state, tenant, &spec.disk).await?;
     let record = AttachmentRecord {
@@ -130,14 +147,23 @@ async fn attach_one(state: &Arc<AppState>, tenant: &str, sandbox: &SandboxRecord
         false => {
             // Same disk, path and settings again: idempotent; anything else is a conflict.
             let (t, sb) = (tenant.to_string(), sandbox.id.clone());
-            let (rows, _) = blocking(state, move |s| s.list_attachments(&t, &sb, Page { limit: 500, offset: 0 })).await?;
+            let (rows, _) = blocking(state, move |s| {
+                s.list_attachments(&t, &sb, Page { limit: 500, offset: 0 })
+            })
+            .await?;
             let same = rows.iter().any(|r| {
-                r.mount_path == record.mount_path && r.disk_id == record.disk_id && r.sub_path == record.sub_path && r.read_only == record.read_only
+                r.mount_path == record.mount_path
+                    && r.disk_id == record.disk_id
+                    && r.sub_path == record.sub_path
+                    && r.read_only == record.read_only
             });
             return if same {
                 Ok(())
             } else {
-                Err(ApiError::conflict("mount_path_in_use", format!("mount_path {} is in use in this sandbox", spec.mount_path)))
+                Err(ApiError::conflict(
+                    "mount_path_in_use",
+                    format!("mount_path {} is in use in this sandbox", spec.mount_path),
+                ))
             };
         }
     }
@@ -149,10 +175,19 @@ async fn attach_one(state: &Arc<AppState>, tenant: &str, sandbox: &SandboxRecord
         read_only: spec.read_only,
     };
     let outcome = match disks::client_for(state, tenant, &disk).await {
-        Ok(client) => state.mounts.attach(request, client).await.map_err(|e| attach_failed(e, &spec.mount_path)),
+        Ok(client) => state
+            .mounts
+            .attach(request, client)
+            .await
+            .map_err(|e| attach_failed(e, &spec.mount_path)),
         Err(e) => Err(e),
     };
-    let (t, sb, d, mp) = (tenant.to_string(), sandbox.id.clone(), disk.id.clone(), record.mount_path.clone());
+    let (t, sb, d, mp) = (
+        tenant.to_string(),
+        sandbox.id.clone(),
+        disk.id.clone(),
+        record.mount_path.clone(),
+    );
     match outcome {
         Ok(()) => {
             blocking(state, move |s| s.set_attachment_status(&t, &sb, &mp, "mounted", None)).await?;
@@ -165,14 +200,28 @@ async fn attach_one(state: &Arc<AppState>, tenant: &str, sandbox: &SandboxRecord
     }
 }
 
-pub(crate) async fn create(state: &Arc<AppState>, tenant: &str, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub(crate) async fn create(
+    state: &Arc<AppState>,
+    tenant: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let body = read_body(req, state.body_limit).await?;
-    let mut o = if body.is_empty() { parse_object(b"{}")? } else { parse_object(&body)? };
+    let mut o = if body.is_empty() {
+        parse_object(b"{}")?
+    } else {
+        parse_object(&body)?
+    };
     o.deny_unknown(CREATE_FIELDS)?;
     let id = format!("sb_{}", ulid::Ulid::new());
-    let name = o.opt_str("name")?.unwrap_or_else(|| id.to_ascii_lowercase().replace('_', "-"));
+    let name = o
+        .opt_str("name")?
+        .unwrap_or_else(|| id.to_ascii_lowercase().replace('_', "-"));
     if !disks::valid_name(&name) {
-        return Err(ApiError::field("invalid_field", "name", "name must match ^[a-z0-9][a-z0-9-]{0,62}$"));
+        return Err(ApiError::field(
+            "invalid_field",
+            "name",
+            "name must match ^[a-z0-9][a-z0-9-]{0,62}$",
+        ));
     }
     let mut specs = Vec::new();
     for mut d in o.opt_obj_list("disks")?.unwrap_or_default() {
@@ -200,7 +249,10 @@ pub(crate) async fn create(state: &Arc<AppState>, tenant: &str, req: Request<Inc
     .await?;
     if !created {
         let _ = state.mounts.resolver().destroy(&id);
-        return Err(ApiError::conflict("name_taken", format!("a sandbox named {:?} exists already", record.name)));
+        return Err(ApiError::conflict(
+            "name_taken",
+            format!("a sandbox named {:?} exists already", record.name),
+        ));
     }
     let mut results = Vec::new();
     for spec in &specs {
@@ -247,7 +299,12 @@ pub(crate) async fn delete(state: &Arc<AppState>, tenant: &str, id: &str) -> Res
     Ok(success(StatusCode::OK, json!({"deleted": true})))
 }
 
-pub(crate) async fn attach(state: &Arc<AppState>, tenant: &str, id: &str, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub(crate) async fn attach(
+    state: &Arc<AppState>,
+    tenant: &str,
+    id: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let sb = find_sandbox(state, tenant, id).await?;
     let body = read_body(req, state.body_limit).await?;
     let mut o = parse_object(&body)?;
@@ -256,7 +313,12 @@ pub(crate) async fn attach(state: &Arc<AppState>, tenant: &str, id: &str, req: R
     Ok(success(StatusCode::CREATED, json!({"ok": true})))
 }
 
-pub(crate) async fn list_disks(state: &Arc<AppState>, tenant: &str, id: &str, p: Page) -> Result<Response<Body>, ApiError> {
+pub(crate) async fn list_disks(
+    state: &Arc<AppState>,
+    tenant: &str,
+    id: &str,
+    p: Page,
+) -> Result<Response<Body>, ApiError> {
     let sb = find_sandbox(state, tenant, id).await?;
     let (t, i) = (tenant.to_string(), sb.id.clone());
     let (rows, total) = blocking(state, move |s| s.list_attachments(&t, &i, p)).await?;
@@ -265,11 +327,16 @@ pub(crate) async fn list_disks(state: &Arc<AppState>, tenant: &str, id: &str, p:
     for r in rows {
         let disk = disks::find(state, tenant, &r.disk_id).await?;
         let view = serde_json::to_value(disk_view(&disk)).unwrap_or(Value::Null);
-        let state_now = live.iter().find(|l| l.request.mount_path.as_str() == r.mount_path && l.request.disk_id == r.disk_id);
+        let state_now = live
+            .iter()
+            .find(|l| l.request.mount_path.as_str() == r.mount_path && l.request.disk_id == r.disk_id);
         let (status, error) = match state_now {
             Some(l) => (l.status, l.error.clone()),
             None if r.mount_status == "pending" => (MountStatus::Error, Some("not mounted".to_string())),
-            None => (MountStatus::Error, r.mount_error.clone().or_else(|| Some("not mounted".into()))),
+            None => (
+                MountStatus::Error,
+                r.mount_error.clone().or_else(|| Some("not mounted".into())),
+            ),
         };
         items.push(json!({
             "disk_id": disk.id,
@@ -309,23 +376,36 @@ pub(crate) async fn detach(
     mount_path: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
     let raw = mount_path.ok_or_else(|| {
-        ApiError::field("missing_query_parameter", "mount_path", "mount_path is required: ?mount_path=/mnt/data (the attachment key is sandbox, disk, mount_path)")
+        ApiError::field(
+            "missing_query_parameter",
+            "mount_path",
+            "mount_path is required: ?mount_path=/mnt/data (the attachment key is sandbox, disk, mount_path)",
+        )
     })?;
-    let mount_path = MountPath::parse(&raw).map_err(|e| ApiError::field("invalid_mount_path", "mount_path", e.to_string()))?;
+    let mount_path =
+        MountPath::parse(&raw).map_err(|e| ApiError::field("invalid_mount_path", "mount_path", e.to_string()))?;
     let sb = find_sandbox(state, tenant, id).await?;
     let disk = disks::find(state, tenant, disk).await?;
     match state.mounts.detach(&sb.id, &disk.id, &mount_path).await {
         Ok(()) | Err(DetachError::NotAttached { .. }) => {}
         Err(e) => return Err(detach_failed(&e, &mount_path)),
     }
-    let (t, s_id, d, mp) = (tenant.to_string(), sb.id.clone(), disk.id.clone(), mount_path.to_string());
+    let (t, s_id, d, mp) = (
+        tenant.to_string(),
+        sb.id.clone(),
+        disk.id.clone(),
+        mount_path.to_string(),
+    );
     let deleted = blocking(state, move |s| match s.delete_attachment(&t, &s_id, &d, &mp) {
         Err(StoreError::NotFound) => Ok(false),
         other => other.map(|()| true),
     })
     .await?;
     if !deleted {
-        return Err(ApiError::not_found(format!("disk {:?} is not attached to sandbox {} at {mount_path}", disk.name, sb.id)));
+        return Err(ApiError::not_found(format!(
+            "disk {:?} is not attached to sandbox {} at {mount_path}",
+            disk.name, sb.id
+        )));
     }
     Ok(success(StatusCode::OK, json!({"detached": true})))
 }
@@ -344,11 +424,23 @@ pub(crate) async fn reattach_all(state: &Arc<AppState>) {
         let outcome = async {
             let sb = find_sandbox(state, &r.tenant, &r.sandbox_id).await?;
             let disk = disks::find(state, &r.tenant, &r.disk_id).await?;
-            let mount_path = MountPath::parse(&r.mount_path).map_err(|e| ApiError::bad_request("invalid_mount_path", e.to_string()))?;
-            let sub_path = SubPath::parse(&r.sub_path).map_err(|e| ApiError::bad_request("invalid_sub_path", e.to_string()))?;
+            let mount_path = MountPath::parse(&r.mount_path)
+                .map_err(|e| ApiError::bad_request("invalid_mount_path", e.to_string()))?;
+            let sub_path =
+                SubPath::parse(&r.sub_path).map_err(|e| ApiError::bad_request("invalid_sub_path", e.to_string()))?;
             let client = disks::client_for(state, &r.tenant, &disk).await?;
-            let request = AttachRequest { sandbox_id: sb.id, disk_id: disk.id, mount_path: mount_path.clone(), sub_path, read_only: r.read_only };
-            state.mounts.attach(request, client).await.map_err(|e| attach_failed(e, &mount_path))
+            let request = AttachRequest {
+                sandbox_id: sb.id,
+                disk_id: disk.id,
+                mount_path: mount_path.clone(),
+                sub_path,
+                read_only: r.read_only,
+            };
+            state
+                .mounts
+                .attach(request, client)
+                .await
+                .map_err(|e| attach_failed(e, &mount_path))
         }
         .await;
         let (status, error) = match &outcome {
@@ -357,6 +449,9 @@ pub(crate) async fn reattach_all(state: &Arc<AppState>) {
         };
         tracing::info!(sandbox = %r.sandbox_id, disk = %r.disk_id, mount_path = %r.mount_path, status, error = ?error, "re-attach after start");
         let (t, sb, mp) = (r.tenant.clone(), r.sandbox_id.clone(), r.mount_path.clone());
-        let _ = blocking(state, move |s| s.set_attachment_status(&t, &sb, &mp, status, error.as_deref())).await;
+        let _ = blocking(state, move |s| {
+            s.set_attachment_status(&t, &sb, &mp, status, error.as_deref())
+        })
+        .await;
     }
 }

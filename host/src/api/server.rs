@@ -108,7 +108,10 @@ pub(crate) async fn serve(
         }
     }
     drop(listener);
-    tracing::info!(connections = graceful.count(), "shutting down: draining requests in flight");
+    tracing::info!(
+        connections = graceful.count(),
+        "shutting down: draining requests in flight"
+    );
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
         tracing::warn!("shutdown: some connections did not finish within {DRAIN_TIMEOUT:?}");
     }
@@ -119,7 +122,9 @@ fn request_id(req: &Request<Incoming>) -> String {
     req.headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
         .map(str::to_string)
         .unwrap_or_else(|| format!("req_{}", ulid::Ulid::new()))
 }
@@ -164,8 +169,12 @@ const DRAIN_LIMIT: u64 = 2 * 1024 * 1024;
 /// once at full size, so no reallocation leaves a copy behind.
 pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Zeroizing<Vec<u8>>, ApiError> {
     let too_large = || {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the request body is larger than {limit} bytes"))
-            .with("limit", limit)
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        )
+        .with("limit", limit)
     };
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ok = ct
@@ -181,7 +190,11 @@ pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Ze
             ));
         }
     }
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > DRAIN_LIMIT) {
         return Err(too_large());
     }
@@ -192,9 +205,20 @@ pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Ze
     let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", "the request body did not arrive in time")),
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "the request body did not arrive in time",
+                ))
+            }
             Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(ApiError::bad_request("invalid_body", format!("could not read the request body: {e}"))),
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::bad_request(
+                    "invalid_body",
+                    format!("could not read the request body: {e}"),
+                ))
+            }
             Ok(Some(Ok(f))) => f,
         };
         let Ok(data) = frame.into_data() else { continue };

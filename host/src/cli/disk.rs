@@ -73,29 +73,50 @@ impl ApiClient {
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
         }
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .build();
-        Ok(Self { base, key, http: Client::builder(TokioExecutor::new()).build(https) })
+        Ok(Self {
+            base,
+            key,
+            http: Client::builder(TokioExecutor::new()).build(https),
+        })
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Zeroizing<Vec<u8>>>) -> anyhow::Result<(StatusCode, Value)> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         let url = format!("{}{path}", self.base);
-        let mut req = Request::builder().method(method).uri(&url).header("x-api-key", self.key.as_str());
+        let mut req = Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("x-api-key", self.key.as_str());
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
         let body = body.map(|b| Bytes::copy_from_slice(&b)).unwrap_or_default();
-        let resp = self.http.request(req.body(Full::new(body))?).await.with_context(|| format!("cannot reach {url}"))?;
+        let resp = self
+            .http
+            .request(req.body(Full::new(body))?)
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).with_context(|| format!("{status}: not JSON"))? };
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).with_context(|| format!("{status}: not JSON"))?
+        };
         Ok((status, value))
     }
 }
@@ -109,7 +130,12 @@ fn report(status: StatusCode, v: &Value) -> ExitCode {
         }
         Some("fail") => {
             let d = &v["data"];
-            eprintln!("byos3: {} {}: {}", status.as_u16(), d["code"].as_str().unwrap_or("error"), d["message"].as_str().unwrap_or(""));
+            eprintln!(
+                "byos3: {} {}: {}",
+                status.as_u16(),
+                d["code"].as_str().unwrap_or("error"),
+                d["message"].as_str().unwrap_or("")
+            );
             for k in ["field", "expected_region", "hint"] {
                 if let Some(s) = d.get(k).and_then(Value::as_str) {
                     eprintln!("  {k}: {s}");
@@ -118,7 +144,13 @@ fn report(status: StatusCode, v: &Value) -> ExitCode {
             ExitCode::FAILURE
         }
         _ => {
-            eprintln!("byos3: {} {}", status.as_u16(), v.get("message").and_then(Value::as_str).unwrap_or("unexpected response"));
+            eprintln!(
+                "byos3: {} {}",
+                status.as_u16(),
+                v.get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unexpected response")
+            );
             ExitCode::FAILURE
         }
     }
@@ -166,7 +198,13 @@ fn read_credentials() -> anyhow::Result<(Zeroizing<String>, Zeroizing<String>)> 
     }
     let mut lines = stdin.lock().lines();
     let mut next = || -> anyhow::Result<Zeroizing<String>> {
-        Ok(Zeroizing::new(lines.next().context("expected the access key id and the secret key on two lines of stdin")??.trim().to_string()))
+        Ok(Zeroizing::new(
+            lines
+                .next()
+                .context("expected the access key id and the secret key on two lines of stdin")??
+                .trim()
+                .to_string(),
+        ))
     };
     let a = next()?;
     let s = next()?;
@@ -184,7 +222,10 @@ fn credentials_body(extra: Value) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         secret_key: &'a str,
     }
     let mut body = extra;
-    let creds = Creds { access_key: &access_key, secret_key: &secret_key };
+    let creds = Creds {
+        access_key: &access_key,
+        secret_key: &secret_key,
+    };
     let mut out = Zeroizing::new(Vec::with_capacity(1024));
     // Written by hand so the secret is not copied into a serde_json::Value.
     let without = serde_json::to_vec(&body.take())?;
@@ -205,7 +246,15 @@ fn path_id(id: &str) -> String {
 pub async fn run(cmd: DiskCommand) -> anyhow::Result<ExitCode> {
     let api = ApiClient::from_env()?;
     let (status, v) = match cmd {
-        DiskCommand::Create { name, bucket, endpoint, region, use_path_style, provider, options } => {
+        DiskCommand::Create {
+            name,
+            bucket,
+            endpoint,
+            region,
+            use_path_style,
+            provider,
+            options,
+        } => {
             let mut config = json!({"bucket": bucket, "endpoint": endpoint});
             if let Some(r) = region {
                 config["region"] = json!(r);
@@ -219,7 +268,9 @@ pub async fn run(cmd: DiskCommand) -> anyhow::Result<ExitCode> {
             if !options.is_empty() {
                 let mut m = serde_json::Map::new();
                 for o in options {
-                    let (k, v) = o.split_once('=').with_context(|| format!("--option {o:?}: expected KEY=VALUE"))?;
+                    let (k, v) = o
+                        .split_once('=')
+                        .with_context(|| format!("--option {o:?}: expected KEY=VALUE"))?;
                     m.insert(k.to_string(), json!(v));
                 }
                 config["options"] = Value::Object(m);
@@ -227,13 +278,23 @@ pub async fn run(cmd: DiskCommand) -> anyhow::Result<ExitCode> {
             let body = credentials_body(json!({"name": name, "kind": "s3", "config": config}))?;
             api.call(Method::POST, "/v1/disks", Some(body)).await?
         }
-        DiskCommand::List { limit, offset } => api.call(Method::GET, &format!("/v1/disks?limit={limit}&offset={offset}"), None).await?,
-        DiskCommand::Show { id } => api.call(Method::GET, &format!("/v1/disks/{}", path_id(&id)), None).await?,
+        DiskCommand::List { limit, offset } => {
+            api.call(Method::GET, &format!("/v1/disks?limit={limit}&offset={offset}"), None)
+                .await?
+        }
+        DiskCommand::Show { id } => {
+            api.call(Method::GET, &format!("/v1/disks/{}", path_id(&id)), None)
+                .await?
+        }
         DiskCommand::Rotate { id } => {
             let body = credentials_body(json!({}))?;
-            api.call(Method::PATCH, &format!("/v1/disks/{}", path_id(&id)), Some(body)).await?
+            api.call(Method::PATCH, &format!("/v1/disks/{}", path_id(&id)), Some(body))
+                .await?
         }
-        DiskCommand::Delete { id } => api.call(Method::DELETE, &format!("/v1/disks/{}", path_id(&id)), None).await?,
+        DiskCommand::Delete { id } => {
+            api.call(Method::DELETE, &format!("/v1/disks/{}", path_id(&id)), None)
+                .await?
+        }
     };
     Ok(report(status, &v))
 }
@@ -246,9 +307,15 @@ mod tests {
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "S/K+");
         let b = super::credentials_body(serde_json::json!({"name":"x"})).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
-        assert_eq!(v, serde_json::json!({"name":"x","credentials":{"access_key":"AK","secret_key":"S/K+"}}));
+        assert_eq!(
+            v,
+            serde_json::json!({"name":"x","credentials":{"access_key":"AK","secret_key":"S/K+"}})
+        );
         let b = super::credentials_body(serde_json::json!({})).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
-        assert_eq!(v, serde_json::json!({"credentials":{"access_key":"AK","secret_key":"S/K+"}}));
+        assert_eq!(
+            v,
+            serde_json::json!({"credentials":{"access_key":"AK","secret_key":"S/K+"}})
+        );
     }
 }

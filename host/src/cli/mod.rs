@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "byos3", version, about = "Mount your own S3-compatible bucket into a sandbox")]
+#[command(
+    name = "byos3",
+    version,
+    about = "Mount your own S3-compatible bucket into a sandbox"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -81,7 +85,9 @@ fn init_tracing() {
         // at `trace`: never let a log level reach that.
         .add_directive("aws_sigv4=debug".parse().expect("static directive"));
     let json = std::env::var("BYOS3_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

@@ -82,13 +82,15 @@ pub struct MountArgs {
 }
 
 fn parse_octal(s: &str) -> Result<u16, String> {
-    u16::from_str_radix(s, 8).map_err(|e| format!("not an octal mode: {e}")).and_then(|m| {
-        if m <= 0o7777 {
-            Ok(m)
-        } else {
-            Err("mode above 7777".into())
-        }
-    })
+    u16::from_str_radix(s, 8)
+        .map_err(|e| format!("not an octal mode: {e}"))
+        .and_then(|m| {
+            if m <= 0o7777 {
+                Ok(m)
+            } else {
+                Err("mode above 7777".into())
+            }
+        })
 }
 
 fn secs(v: f64, what: &str) -> anyhow::Result<Duration> {
@@ -121,18 +123,34 @@ pub async fn run(args: MountArgs) -> anyhow::Result<ExitCode> {
                 provider: Some(provider.clone()),
                 options: Vec::new(),
             };
-            host.resolve(&cfg).await.with_context(|| format!("provider {provider:?} refused the configuration"))?.endpoint
+            host.resolve(&cfg)
+                .await
+                .with_context(|| format!("provider {provider:?} refused the configuration"))?
+                .endpoint
         }
         None => {
-            let Some(url) = &args.endpoint else { bail!("--endpoint URL is required (or --provider ID)") };
-            let addressing = if args.path_style { Addressing::Path } else { Addressing::VirtualHosted };
+            let Some(url) = &args.endpoint else {
+                bail!("--endpoint URL is required (or --provider ID)")
+            };
+            let addressing = if args.path_style {
+                Addressing::Path
+            } else {
+                Addressing::VirtualHosted
+            };
             let region = args.region.as_deref().unwrap_or("us-east-1");
             Endpoint::new(url, region, addressing).context("invalid --endpoint")?
         }
     };
-    let client = S3Client::new(ClientConfig::new(endpoint, bucket.clone(), Credentials::new(key_id, secret, token)))
-        .context("cannot build the S3 client")?;
-    client.head_bucket().await.with_context(|| format!("cannot reach bucket {bucket:?}"))?;
+    let client = S3Client::new(ClientConfig::new(
+        endpoint,
+        bucket.clone(),
+        Credentials::new(key_id, secret, token),
+    ))
+    .context("cannot build the S3 client")?;
+    client
+        .head_bucket()
+        .await
+        .with_context(|| format!("cannot reach bucket {bucket:?}"))?;
 
     let defaults = MountOptions::default();
     let opts = MountOptions {
@@ -155,7 +173,11 @@ pub async fn run(args: MountArgs) -> anyhow::Result<ExitCode> {
     };
     let dir = args.dir.clone();
     let handle = tokio::task::spawn_blocking(move || fs::mount(client, &prefix, &dir, opts)).await??;
-    eprintln!("byos3: mounted {} at {}; Ctrl-C or SIGTERM to unmount", args.target, handle.mountpoint().display());
+    eprintln!(
+        "byos3: mounted {} at {}; Ctrl-C or SIGTERM to unmount",
+        args.target,
+        handle.mountpoint().display()
+    );
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -177,7 +199,10 @@ pub async fn run(args: MountArgs) -> anyhow::Result<ExitCode> {
             Ok(()) => return Ok(ExitCode::SUCCESS),
             Err(fs::FsError::Busy { .. }) => {
                 if attempt == 0 {
-                    eprintln!("byos3: {} is busy; waiting for processes to leave it", args.dir.display());
+                    eprintln!(
+                        "byos3: {} is busy; waiting for processes to leave it",
+                        args.dir.display()
+                    );
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

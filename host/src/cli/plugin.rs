@@ -67,19 +67,37 @@ pub enum PluginCommand {
 pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginCommand::List { plugin_dir, json } => list(plugin_dir, json).await,
-        PluginCommand::Resolve { provider, bucket, endpoint, region, path_style, options, plugin_dir } => {
+        PluginCommand::Resolve {
+            provider,
+            bucket,
+            endpoint,
+            region,
+            path_style,
+            options,
+            plugin_dir,
+        } => {
             let options = options
                 .iter()
                 .map(|o| o.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
                 .collect::<Option<Vec<_>>>()
                 .context("--option takes KEY=VALUE")?;
-            let cfg =
-                DiskConfig { bucket, endpoint, region, use_path_style: path_style.then_some(true), provider, options };
+            let cfg = DiskConfig {
+                bucket,
+                endpoint,
+                region,
+                use_path_style: path_style.then_some(true),
+                provider,
+                options,
+            };
             resolve(plugin_dir, cfg).await
         }
-        PluginCommand::Test { file, endpoint, bucket, region, path_style } => {
-            conformance(&file, &endpoint, &bucket, region, path_style).await
-        }
+        PluginCommand::Test {
+            file,
+            endpoint,
+            bucket,
+            region,
+            path_style,
+        } => conformance(&file, &endpoint, &bucket, region, path_style).await,
         PluginCommand::New { name, workspace } => new_plugin(&name, &workspace),
         PluginCommand::Pack { core, out } => {
             let bytes = std::fs::read(&core).with_context(|| format!("reading {}", core.display()))?;
@@ -116,9 +134,16 @@ async fn list(dir: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<14} {:<44} {:<8} {:<9} {:<20} {:<16} STATUS", "ID", "NAME", "VERSION", "CONTRACT", "FILE", "SHA256");
+    println!(
+        "{:<14} {:<44} {:<8} {:<9} {:<20} {:<16} STATUS",
+        "ID", "NAME", "VERSION", "CONTRACT", "FILE", "SHA256"
+    );
     for p in &plugins {
-        let file = p.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let file = p
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         println!(
             "{:<14} {:<44} {:<8} {:<9} {:<20} {:<16} {}",
             p.id,
@@ -131,7 +156,13 @@ async fn list(dir: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     let r = host.load_report();
-    eprintln!("{} plugins ({} compiled, {} from cache) in {:?}", plugins.len(), r.compiled, r.cached, r.elapsed);
+    eprintln!(
+        "{} plugins ({} compiled, {} from cache) in {:?}",
+        plugins.len(),
+        r.compiled,
+        r.cached,
+        r.elapsed
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -142,7 +173,11 @@ async fn resolve(dir: Option<PathBuf>, cfg: DiskConfig) -> anyhow::Result<ExitCo
             println!("{}", serde_json::to_string_pretty(&r.to_json())?);
             Ok(ExitCode::SUCCESS)
         }
-        Err(ResolveError::Config { provider, field, message }) => {
+        Err(ResolveError::Config {
+            provider,
+            field,
+            message,
+        }) => {
             let out = serde_json::json!({"error": "config", "provider": provider, "field": field, "message": message});
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::FAILURE)
@@ -173,7 +208,11 @@ async fn conformance(
     }
     let failed = outcomes.iter().filter(|o| !o.passed).count();
     println!("{} passed, {failed} failed", outcomes.len() - failed);
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 const TEMPLATE_CARGO: &str = include_str!("../../../plugins/template/Cargo.toml");
@@ -182,7 +221,9 @@ const TEMPLATE_LIB: &str = include_str!("../../../plugins/template/src/lib.rs");
 fn new_plugin(name: &str, workspace: &Path) -> anyhow::Result<ExitCode> {
     let valid = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && name != "template";
     if !valid {
@@ -197,13 +238,19 @@ fn new_plugin(name: &str, workspace: &Path) -> anyhow::Result<ExitCode> {
     let member = format!("    \"{name}\",\n");
     let anchor = "    \"template\",\n";
     let Some(at) = ws.find(anchor) else {
-        bail!("{} has no `\"template\",` line in its members list to add the new crate after", manifest.display());
+        bail!(
+            "{} has no `\"template\",` line in its members list to add the new crate after",
+            manifest.display()
+        );
     };
     let cargo = TEMPLATE_CARGO
         .replace("byos3-plugin-template", &format!("byos3-plugin-{name}"))
         .replace("template (copy with `byos3 plugin new NAME`)", name)
         .replace("kind = \"template\"", "kind = \"provider\"");
-    let lib = TEMPLATE_LIB.replace("const ID: &str = \"template\";", &format!("const ID: &str = \"{name}\";"));
+    let lib = TEMPLATE_LIB.replace(
+        "const ID: &str = \"template\";",
+        &format!("const ID: &str = \"{name}\";"),
+    );
     std::fs::create_dir_all(dir.join("src"))?;
     std::fs::write(dir.join("Cargo.toml"), cargo)?;
     std::fs::write(dir.join("src/lib.rs"), lib)?;
@@ -212,7 +259,10 @@ fn new_plugin(name: &str, workspace: &Path) -> anyhow::Result<ExitCode> {
     std::fs::write(&manifest, ws)?;
     println!("created {} (crate byos3-plugin-{name}, id {name:?})", dir.display());
     println!("next: edit {}/src/lib.rs, then", dir.display());
-    println!("  cargo test --manifest-path {} -p byos3-plugin-{name}", manifest.display());
+    println!(
+        "  cargo test --manifest-path {} -p byos3-plugin-{name}",
+        manifest.display()
+    );
     println!("  scripts/build-plugins   # -> plugins/dist/{name}.wasm");
     Ok(ExitCode::SUCCESS)
 }

@@ -88,7 +88,10 @@ pub async fn run(cmd: SandboxCommand) -> anyhow::Result<ExitCode> {
     let api = Client::from_env().context("configuring the API client")?;
     match cmd {
         SandboxCommand::Create { name, disks, json } => {
-            let specs = disks.iter().map(|d| parse_disk_flag(d)).collect::<anyhow::Result<Vec<_>>>()?;
+            let specs = disks
+                .iter()
+                .map(|d| parse_disk_flag(d))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let sb = match api.create_sandbox(name.as_deref(), &specs).await {
                 Ok(sb) => sb,
                 Err(e) => return failed(e),
@@ -96,20 +99,41 @@ pub async fn run(cmd: SandboxCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&sb)?;
             } else {
-                println!("created {} ({}) root {}", sb.id, sb.name.as_deref().unwrap_or("-"), sb.root.as_deref().unwrap_or("-"));
+                println!(
+                    "created {} ({}) root {}",
+                    sb.id,
+                    sb.name.as_deref().unwrap_or("-"),
+                    sb.root.as_deref().unwrap_or("-")
+                );
                 for d in &sb.disks {
-                    println!("  {} at {}: {}{}", d.disk_id, d.mount_path, d.mount_status, d.mount_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default());
+                    println!(
+                        "  {} at {}: {}{}",
+                        d.disk_id,
+                        d.mount_path,
+                        d.mount_status,
+                        d.mount_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                    );
                 }
             }
             let all_mounted = sb.disks.iter().all(|d| d.mount_status == "mounted");
-            Ok(if all_mounted { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if all_mounted {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         SandboxCommand::List { limit, offset, json } => match api.list_sandboxes(limit, offset).await {
             Ok(page) if json => print_json(&page).map(|()| ExitCode::SUCCESS),
             Ok(page) => {
                 println!("{:<32} {:<24} {:<10} ROOT", "ID", "NAME", "STATUS");
                 for s in &page.data {
-                    println!("{:<32} {:<24} {:<10} {}", s.id, s.name.as_deref().unwrap_or("-"), s.status, s.root.as_deref().unwrap_or("-"));
+                    println!(
+                        "{:<32} {:<24} {:<10} {}",
+                        s.id,
+                        s.name.as_deref().unwrap_or("-"),
+                        s.status,
+                        s.root.as_deref().unwrap_or("-")
+                    );
                 }
                 println!("{} of {}", page.pagination.count, page.pagination.total);
                 Ok(ExitCode::SUCCESS)
@@ -124,11 +148,24 @@ pub async fn run(cmd: SandboxCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&serde_json::json!({"sandbox": sb, "disks": disks}))?;
             } else {
-                println!("{} ({}) {} root {}", sb.id, sb.name.as_deref().unwrap_or("-"), sb.status, sb.root.as_deref().unwrap_or("-"));
+                println!(
+                    "{} ({}) {} root {}",
+                    sb.id,
+                    sb.name.as_deref().unwrap_or("-"),
+                    sb.status,
+                    sb.root.as_deref().unwrap_or("-")
+                );
                 for a in &disks.data {
-                    let sub = if a.sub_path.is_empty() { String::new() } else { format!(" sub_path {}", a.sub_path) };
+                    let sub = if a.sub_path.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" sub_path {}", a.sub_path)
+                    };
                     let err = a.mount_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
-                    println!("  {} {} -> {}{sub}: {}{err}", a.name, a.config.bucket, a.mount_path, a.mount_status);
+                    println!(
+                        "  {} {} -> {}{sub}: {}{err}",
+                        a.name, a.config.bucket, a.mount_path, a.mount_status
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -162,7 +199,10 @@ pub async fn detach(a: DetachArgs) -> anyhow::Result<ExitCode> {
     let api = Client::from_env().context("configuring the API client")?;
     match api.detach(&a.sandbox, &a.disk, &a.mount_path).await {
         Ok(()) => {
-            println!("detached {} from {} in {} (the bucket is untouched)", a.disk, a.mount_path, a.sandbox);
+            println!(
+                "detached {} from {} in {} (the bucket is untouched)",
+                a.disk, a.mount_path, a.sandbox
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => failed(e),
@@ -176,7 +216,15 @@ mod tests {
     #[test]
     fn disk_flags_parse() {
         let s = parse_disk_flag("eu-data:/mnt/data:team-a/:ro").unwrap();
-        assert_eq!((s.disk_id.as_str(), s.mount_path.as_str(), s.sub_path.as_deref(), s.read_only), ("eu-data", "/mnt/data", Some("team-a/"), true));
+        assert_eq!(
+            (
+                s.disk_id.as_str(),
+                s.mount_path.as_str(),
+                s.sub_path.as_deref(),
+                s.read_only
+            ),
+            ("eu-data", "/mnt/data", Some("team-a/"), true)
+        );
         let s = parse_disk_flag("d:/x").unwrap();
         assert_eq!((s.sub_path, s.read_only), (None, false));
         assert!(parse_disk_flag("just-a-disk").is_err());

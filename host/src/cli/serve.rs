@@ -49,8 +49,12 @@ pub(crate) fn options(
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
     };
-    let listen = listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
-    let state_dir = state_dir.or_else(|| file.state_dir.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let listen = listen
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+    let state_dir = state_dir
+        .or_else(|| file.state_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     let mut opts = ServerOptions::new(listen, state_dir);
     if let Some(d) = plugin_dir.or_else(|| file.plugin_dir.clone()) {
         opts.plugin_dir = d;
@@ -61,7 +65,10 @@ pub(crate) fn options(
     }
     opts.api_keys = file.api_keys.clone();
     if let Ok(v) = std::env::var("BYOS3_API_KEYS") {
-        opts.api_keys.add_env(&v).map_err(anyhow::Error::msg).context("BYOS3_API_KEYS")?;
+        opts.api_keys
+            .add_env(&v)
+            .map_err(anyhow::Error::msg)
+            .context("BYOS3_API_KEYS")?;
     }
     opts.policy = EndpointPolicy::new(&file.policy_allow, &file.policy_deny).map_err(anyhow::Error::msg)?;
     if let Some(t) = file.probe_timeout {
@@ -80,7 +87,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut server = Server::start(opts).await?;
     if let Some(key) = server.take_generated_key() {
         // Shown once: only its hash is stored.
-        println!("byos3: no API key was configured; created one for tenant \"default\" (shown only now, stored hashed):");
+        println!(
+            "byos3: no API key was configured; created one for tenant \"default\" (shown only now, stored hashed):"
+        );
         println!("  X-Api-Key: {}", key.as_str());
     }
     if let Some(why) = server.disks_unavailable() {

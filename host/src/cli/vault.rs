@@ -27,7 +27,11 @@ pub async fn run(cmd: VaultCommand) -> anyhow::Result<ExitCode> {
         VaultCommand::RotateKey { state_dir, config } => {
             let opts = super::serve::options(None, state_dir, None, config.as_deref())?;
             let db = opts.state_dir.join(DB_FILE);
-            anyhow::ensure!(db.exists(), "{} does not exist: is --state-dir the server's state directory?", db.display());
+            anyhow::ensure!(
+                db.exists(),
+                "{} does not exist: is --state-dir the server's state directory?",
+                db.display()
+            );
             let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
                 let (vault, _) = open_vault(&store, &opts.master_key).map_err(anyhow::Error::msg)?;

@@ -23,7 +23,10 @@ pub(crate) struct Reservation {
 impl Budget {
     pub fn new(bytes: u64) -> Self {
         let units = (bytes / UNIT).clamp(16, u64::from(u32::MAX >> 4)) as u32;
-        Self { sem: Arc::new(Semaphore::new(units as usize)), units }
+        Self {
+            sem: Arc::new(Semaphore::new(units as usize)),
+            units,
+        }
     }
 
     fn units_for(&self, bytes: u64) -> u32 {
@@ -33,7 +36,12 @@ impl Budget {
     /// Waits until `bytes` fit in the budget (a request larger than the
     /// whole budget waits for all of it).
     pub async fn reserve(&self, bytes: u64) -> Reservation {
-        let permit = self.sem.clone().acquire_many_owned(self.units_for(bytes)).await.expect("budget semaphore never closes");
+        let permit = self
+            .sem
+            .clone()
+            .acquire_many_owned(self.units_for(bytes))
+            .await
+            .expect("budget semaphore never closes");
         Reservation { _permit: permit }
     }
 

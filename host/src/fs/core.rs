@@ -35,9 +35,17 @@ pub(crate) struct DirEntry {
 
 #[derive(Clone)]
 pub(crate) enum Handle {
-    Read { ino: u64, pf: Arc<Prefetcher> },
-    Write { ino: u64, w: Arc<tokio::sync::Mutex<WriteHandle>> },
-    Dir { entries: Arc<Vec<DirEntry>> },
+    Read {
+        ino: u64,
+        pf: Arc<Prefetcher>,
+    },
+    Write {
+        ino: u64,
+        w: Arc<tokio::sync::Mutex<WriteHandle>>,
+    },
+    Dir {
+        entries: Arc<Vec<DirEntry>>,
+    },
 }
 
 pub(crate) struct Core {
@@ -69,8 +77,12 @@ impl Core {
         let requests = Arc::new(Semaphore::new(opts.max_concurrent_requests.max(1)));
         let staging = Staging::new(opts.staging_dir.clone(), opts.staging_cap);
         let orphans: Orphans = Arc::default();
-        let read_ctx =
-            ReadCtx { client: client.clone(), budget: budget.clone(), requests: requests.clone(), max_window: opts.max_prefetch };
+        let read_ctx = ReadCtx {
+            client: client.clone(),
+            budget: budget.clone(),
+            requests: requests.clone(),
+            max_window: opts.max_prefetch,
+        };
         let write_ctx = WriteCtx {
             client: client.clone(),
             budget: budget.clone(),
@@ -147,7 +159,12 @@ impl Core {
     }
 
     fn handle(&self, fh: u64) -> Result<Handle, Errno> {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&fh).cloned().ok_or(libc::EBADF)
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh)
+            .cloned()
+            .ok_or(libc::EBADF)
     }
 
     fn add_handle(&self, h: Handle) -> u64 {
@@ -165,15 +182,27 @@ impl Core {
     async fn fetch_meta(&self, path: &str) -> Result<Option<Meta>, Errno> {
         let key = self.key(path);
         let dir_prefix = format!("{key}/");
-        let (head, list) =
-            tokio::join!(self.client.head_object(&key), self.client.list_objects(&dir_prefix, Some("/"), Some(1), None, None));
+        let (head, list) = tokio::join!(
+            self.client.head_object(&key),
+            self.client.list_objects(&dir_prefix, Some("/"), Some(1), None, None)
+        );
         let list = list.map_err(|e| s3_errno(&e))?;
         let now = SystemTime::now();
         if !list.objects.is_empty() || !list.prefixes.is_empty() {
-            return Ok(Some(Meta { kind: Kind::Dir, size: 0, mtime: now, etag: None }));
+            return Ok(Some(Meta {
+                kind: Kind::Dir,
+                size: 0,
+                mtime: now,
+                etag: None,
+            }));
         }
         match head {
-            Ok(m) => Ok(Some(Meta { kind: Kind::File, size: m.size, mtime: m.last_modified.unwrap_or(now), etag: m.etag })),
+            Ok(m) => Ok(Some(Meta {
+                kind: Kind::File,
+                size: m.size,
+                mtime: m.last_modified.unwrap_or(now),
+                etag: m.etag,
+            })),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(s3_errno(&e)),
         }
@@ -192,7 +221,9 @@ impl Core {
             // A small directory listed before (one being filled, typically):
             // one LIST refreshes the answer for every name in it.
             None if self.listings.stale_len(parent).is_some_and(|n| n < SMALL_DIR) => {
-                let l = list_dir(&self.client, &self.dir_prefix(&p.path), SystemTime::now()).await.map_err(|e| s3_errno(&e))?;
+                let l = list_dir(&self.client, &self.dir_prefix(&p.path), SystemTime::now())
+                    .await
+                    .map_err(|e| s3_errno(&e))?;
                 let m = l.get(name).cloned();
                 self.listings.put(parent, l);
                 m
@@ -262,7 +293,9 @@ impl Core {
         let listing = match self.listings.get(ino) {
             Some(l) => l,
             None => {
-                let l = list_dir(&self.client, &self.dir_prefix(&d.path), SystemTime::now()).await.map_err(|e| s3_errno(&e))?;
+                let l = list_dir(&self.client, &self.dir_prefix(&d.path), SystemTime::now())
+                    .await
+                    .map_err(|e| s3_errno(&e))?;
                 self.listings.put(ino, l.clone());
                 l
             }
@@ -279,10 +312,15 @@ impl Core {
         // Files being written here are listed before they reach the bucket.
         for node in self.inodes.local_children(ino) {
             if seen.insert(node.name.clone()) {
-                entries.push(DirEntry { name: node.name.clone(), node });
+                entries.push(DirEntry {
+                    name: node.name.clone(),
+                    node,
+                });
             }
         }
-        Ok(self.add_handle(Handle::Dir { entries: Arc::new(entries) }))
+        Ok(self.add_handle(Handle::Dir {
+            entries: Arc::new(entries),
+        }))
     }
 
     pub fn dir_entries(&self, fh: u64) -> Result<Arc<Vec<DirEntry>>, Errno> {
@@ -315,8 +353,16 @@ impl Core {
             .put_object(&self.dir_prefix(&path), crate::s3::Payload::Empty, &Default::default())
             .await
             .map_err(|e| s3_errno(&e))?;
-        let meta = Meta { kind: Kind::Dir, size: 0, mtime: SystemTime::now(), etag: None };
-        let node = self.inodes.upsert(parent, name, meta.clone(), self.fresh_until(), true).ok_or(libc::ENOENT)?;
+        let meta = Meta {
+            kind: Kind::Dir,
+            size: 0,
+            mtime: SystemTime::now(),
+            etag: None,
+        };
+        let node = self
+            .inodes
+            .upsert(parent, name, meta.clone(), self.fresh_until(), true)
+            .ok_or(libc::ENOENT)?;
         self.listings.put_empty(node.ino);
         self.listings.set(parent, name, Some(meta));
         Ok(node)
@@ -332,7 +378,11 @@ impl Core {
             return Err(libc::ENOTEMPTY);
         }
         let prefix = self.dir_prefix(&n.path);
-        let page = self.client.list_objects(&prefix, None, Some(2), None, None).await.map_err(|e| s3_errno(&e))?;
+        let page = self
+            .client
+            .list_objects(&prefix, None, Some(2), None, None)
+            .await
+            .map_err(|e| s3_errno(&e))?;
         if page.objects.iter().any(|o| o.key != prefix) || !page.prefixes.is_empty() {
             return Err(libc::ENOTEMPTY);
         }
@@ -348,7 +398,11 @@ impl Core {
     pub async fn create(&self, parent: u64, name: &str) -> Result<(Node, u64), Errno> {
         self.ro()?;
         if !valid_name(name) {
-            return Err(if name.len() > 255 { libc::ENAMETOOLONG } else { libc::EINVAL });
+            return Err(if name.len() > 255 {
+                libc::ENAMETOOLONG
+            } else {
+                libc::EINVAL
+            });
         }
         self.dir(parent)?;
         if let Some(existing) = self.inodes.child(parent, name) {
@@ -356,8 +410,16 @@ impl Core {
                 return Err(libc::EISDIR);
             }
         }
-        let meta = Meta { kind: Kind::File, size: 0, mtime: SystemTime::now(), etag: None };
-        let node = self.inodes.upsert(parent, name, meta.clone(), self.fresh_until(), true).ok_or(libc::ENOENT)?;
+        let meta = Meta {
+            kind: Kind::File,
+            size: 0,
+            mtime: SystemTime::now(),
+            etag: None,
+        };
+        let node = self
+            .inodes
+            .upsert(parent, name, meta.clone(), self.fresh_until(), true)
+            .ok_or(libc::ENOENT)?;
         self.inodes.update(node.ino, |n| {
             n.meta = meta.clone();
             n.local = true;
@@ -366,7 +428,10 @@ impl Core {
         });
         self.listings.set(parent, name, Some(meta));
         let w = WriteHandle::empty(self.write_ctx.clone());
-        let fh = self.add_handle(Handle::Write { ino: node.ino, w: Arc::new(tokio::sync::Mutex::new(w)) });
+        let fh = self.add_handle(Handle::Write {
+            ino: node.ino,
+            w: Arc::new(tokio::sync::Mutex::new(w)),
+        });
         Ok((self.node(node.ino)?, fh))
     }
 
@@ -400,7 +465,12 @@ impl Core {
             WriteHandle::empty(self.write_ctx.clone())
         } else {
             let n = if n.writers > 0 { n } else { self.refresh(ino).await? };
-            WriteHandle::existing(self.write_ctx.clone(), &self.key(&n.path), n.meta.etag.clone(), n.meta.size)?
+            WriteHandle::existing(
+                self.write_ctx.clone(),
+                &self.key(&n.path),
+                n.meta.etag.clone(),
+                n.meta.size,
+            )?
         };
         let size = w.size();
         self.inodes.update(ino, |x| {
@@ -411,7 +481,10 @@ impl Core {
             }
             let _ = size;
         });
-        Ok(self.add_handle(Handle::Write { ino, w: Arc::new(tokio::sync::Mutex::new(w)) }))
+        Ok(self.add_handle(Handle::Write {
+            ino,
+            w: Arc::new(tokio::sync::Mutex::new(w)),
+        }))
     }
 
     /// Attributes of a file straight from the server (opening must see
@@ -455,7 +528,9 @@ impl Core {
     }
 
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
-        let Handle::Write { ino, w } = self.handle(fh)? else { return Err(libc::EBADF) };
+        let Handle::Write { ino, w } = self.handle(fh)? else {
+            return Err(libc::EBADF);
+        };
         let mut w = w.lock().await;
         let key = self.key(&self.node(ino)?.path);
         w.write(&key, offset, data).await?;
@@ -469,7 +544,9 @@ impl Core {
 
     /// Uploads what a handle changed (`flush` on close, and `fsync`).
     pub async fn flush(&self, fh: u64) -> Result<(), Errno> {
-        let Handle::Write { ino, w } = self.handle(fh)? else { return Ok(()) };
+        let Handle::Write { ino, w } = self.handle(fh)? else {
+            return Ok(());
+        };
         let mut w = w.lock().await;
         self.flush_locked(ino, &mut w).await
     }
@@ -499,7 +576,12 @@ impl Core {
         };
         if let Some(Uploaded { etag, size }) = flushed {
             let until = self.fresh_until();
-            let meta = Meta { kind: Kind::File, size, mtime: SystemTime::now(), etag };
+            let meta = Meta {
+                kind: Kind::File,
+                size,
+                mtime: SystemTime::now(),
+                etag,
+            };
             self.inodes.update(ino, |x| {
                 x.local = false;
                 x.meta = meta.clone();
@@ -520,7 +602,11 @@ impl Core {
                 if w.is_dirty() {
                     result = self.flush_locked(ino, &mut w).await;
                     if let Err(e) = result {
-                        tracing::error!(ino, errno = e, "a closed file could not be uploaded; its changes are lost");
+                        tracing::error!(
+                            ino,
+                            errno = e,
+                            "a closed file could not be uploaded; its changes are lost"
+                        );
                     }
                 }
                 w.abandon().await;
@@ -579,10 +665,22 @@ impl Core {
         first_err
     }
 
-    pub async fn setattr(&self, ino: u64, size: Option<u64>, mode: Option<u32>, uid: Option<u32>, gid: Option<u32>, fh: Option<u64>) -> Result<Node, Errno> {
+    pub async fn setattr(
+        &self,
+        ino: u64,
+        size: Option<u64>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        fh: Option<u64>,
+    ) -> Result<Node, Errno> {
         let n = self.node(ino)?;
         if let Some(mode) = mode {
-            let want = if n.meta.kind == Kind::Dir { self.opts.dir_mode } else { self.opts.file_mode };
+            let want = if n.meta.kind == Kind::Dir {
+                self.opts.dir_mode
+            } else {
+                self.opts.file_mode
+            };
             if (mode & 0o7777) as u16 != want {
                 return Err(libc::EPERM);
             }
@@ -607,7 +705,11 @@ impl Core {
             }
             None => {
                 // truncate(2) on a path: a short-lived handle does it.
-                let fresh = if n.local || n.writers > 0 { n.clone() } else { self.refresh(ino).await? };
+                let fresh = if n.local || n.writers > 0 {
+                    n.clone()
+                } else {
+                    self.refresh(ino).await?
+                };
                 let mut w = if size == 0 || fresh.local {
                     WriteHandle::empty(self.write_ctx.clone())
                 } else {
@@ -638,17 +740,31 @@ impl Core {
             return Err(libc::EISDIR);
         }
         if !n.local {
-            self.client.delete_object(&self.key(&n.path)).await.map_err(|e| s3_errno(&e))?;
+            self.client
+                .delete_object(&self.key(&n.path))
+                .await
+                .map_err(|e| s3_errno(&e))?;
         }
         self.inodes.remove_child(parent, name);
         self.listings.set(parent, name, None);
         Ok(())
     }
 
-    pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str, noreplace: bool) -> Result<(), Errno> {
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        noreplace: bool,
+    ) -> Result<(), Errno> {
         self.ro()?;
         if !valid_name(new_name) {
-            return Err(if new_name.len() > 255 { libc::ENAMETOOLONG } else { libc::EINVAL });
+            return Err(if new_name.len() > 255 {
+                libc::ENAMETOOLONG
+            } else {
+                libc::EINVAL
+            });
         }
         let src = self.resolve(parent, name).await?.ok_or(libc::ENOENT)?;
         let np = self.dir(new_parent)?;
@@ -682,7 +798,11 @@ impl Core {
                         return Err(libc::ENOTDIR);
                     }
                     let p = self.dir_prefix(&d.path);
-                    let page = self.client.list_objects(&p, None, Some(2), None, None).await.map_err(|e| s3_errno(&e))?;
+                    let page = self
+                        .client
+                        .list_objects(&p, None, Some(2), None, None)
+                        .await
+                        .map_err(|e| s3_errno(&e))?;
                     if page.objects.iter().any(|o| o.key != p) || self.inodes.has_local_below(&d.path) {
                         return Err(libc::ENOTEMPTY);
                     }
@@ -693,7 +813,8 @@ impl Core {
                 if self.inodes.has_local_below(&src.path) {
                     return Err(libc::EBUSY);
                 }
-                self.rename_tree(&self.dir_prefix(&src.path), &self.dir_prefix(&new_path)).await?;
+                self.rename_tree(&self.dir_prefix(&src.path), &self.dir_prefix(&new_path))
+                    .await?;
             }
         }
         let (from, to) = match src.meta.kind {
@@ -755,7 +876,10 @@ impl Core {
         }
         if keys.is_empty() {
             // A directory known only here still exists at its new name.
-            self.client.put_object(to, crate::s3::Payload::Empty, &Default::default()).await.map_err(|e| s3_errno(&e))?;
+            self.client
+                .put_object(to, crate::s3::Payload::Empty, &Default::default())
+                .await
+                .map_err(|e| s3_errno(&e))?;
         }
         for chunk in keys.chunks(1000) {
             let names: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
@@ -780,7 +904,10 @@ async fn copy_object(client: S3Client, from: String, to: String, size: u64) -> R
         return Err(libc::EXDEV);
     }
     let part = (512 * 1024 * 1024u64).max(size.div_ceil(u64::from(q.max_parts)));
-    let id = client.create_multipart_upload(&to, &Default::default()).await.map_err(|e| s3_errno(&e))?;
+    let id = client
+        .create_multipart_upload(&to, &Default::default())
+        .await
+        .map_err(|e| s3_errno(&e))?;
     let mut parts = Vec::new();
     let mut start = 0;
     let mut n = 0;

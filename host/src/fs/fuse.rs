@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use super::core::{Core, Errno as Eno};
@@ -89,15 +89,23 @@ impl Ctx {
 
 impl Fs {
     fn ctx(&self) -> Ctx {
-        Ctx { core: self.core.clone(), ttl: self.ttl(), neg_ttl: self.core.opts.negative_ttl }
+        Ctx {
+            core: self.core.clone(),
+            ttl: self.ttl(),
+            neg_ttl: self.core.opts.negative_ttl,
+        }
     }
 }
 
 impl fuser::Filesystem for Fs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // 1 MiB requests (max_pages 256); fuser caps at what the kernel allows.
-        let _ = config.set_max_write(1024 * 1024).or_else(|max| config.set_max_write(max));
-        let _ = config.set_max_readahead(1024 * 1024).or_else(|max| config.set_max_readahead(max));
+        let _ = config
+            .set_max_write(1024 * 1024)
+            .or_else(|max| config.set_max_write(max));
+        let _ = config
+            .set_max_readahead(1024 * 1024)
+            .or_else(|max| config.set_max_readahead(max));
         let _ = config.set_max_background(64);
         let _ = config.set_congestion_threshold(48);
         for flag in [
@@ -117,7 +125,9 @@ impl fuser::Filesystem for Fs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let Some(name) = name_str(name) else { return reply.error(Errno::ENOENT) };
+        let Some(name) = name_str(name) else {
+            return reply.error(Errno::ENOENT);
+        };
         let c = self.ctx();
         self.spawn(async move {
             match c.core.lookup(parent.0, &name).await {
@@ -175,7 +185,9 @@ impl fuser::Filesystem for Fs {
     }
 
     fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, _mode: u32, _umask: u32, reply: ReplyEntry) {
-        let Some(name) = name_str(name) else { return reply.error(Errno::EINVAL) };
+        let Some(name) = name_str(name) else {
+            return reply.error(Errno::EINVAL);
+        };
         let c = self.ctx();
         self.spawn(async move {
             match c.core.mkdir(parent.0, &name).await {
@@ -186,7 +198,9 @@ impl fuser::Filesystem for Fs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(name) = name_str(name) else { return reply.error(Errno::ENOENT) };
+        let Some(name) = name_str(name) else {
+            return reply.error(Errno::ENOENT);
+        };
         let c = self.ctx();
         self.spawn(async move {
             match c.core.unlink(parent.0, &name).await {
@@ -197,7 +211,9 @@ impl fuser::Filesystem for Fs {
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(name) = name_str(name) else { return reply.error(Errno::ENOENT) };
+        let Some(name) = name_str(name) else {
+            return reply.error(Errno::ENOENT);
+        };
         let c = self.ctx();
         self.spawn(async move {
             match c.core.rmdir(parent.0, &name).await {
@@ -217,7 +233,9 @@ impl fuser::Filesystem for Fs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let (Some(name), Some(newname)) = (name_str(name), name_str(newname)) else { return reply.error(Errno::EINVAL) };
+        let (Some(name), Some(newname)) = (name_str(name), name_str(newname)) else {
+            return reply.error(Errno::EINVAL);
+        };
         if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT) {
             return reply.error(Errno::EINVAL);
         }
@@ -243,8 +261,19 @@ impl fuser::Filesystem for Fs {
         });
     }
 
-    fn create(&self, _req: &Request, parent: INodeNo, name: &OsStr, _mode: u32, _umask: u32, _flags: i32, reply: ReplyCreate) {
-        let Some(name) = name_str(name) else { return reply.error(Errno::EINVAL) };
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let Some(name) = name_str(name) else {
+            return reply.error(Errno::EINVAL);
+        };
         let c = self.ctx();
         self.spawn(async move {
             match c.core.create(parent.0, &name).await {
@@ -352,7 +381,11 @@ impl fuser::Filesystem for Fs {
                 reply.add(INodeNo(dots[i].0), (i + 1) as u64, FileType::Directory, dots[i].1)
             } else {
                 let e = &entries[i - 2];
-                let kind = if e.node.meta.kind == Kind::Dir { FileType::Directory } else { FileType::RegularFile };
+                let kind = if e.node.meta.kind == Kind::Dir {
+                    FileType::Directory
+                } else {
+                    FileType::RegularFile
+                };
                 reply.add(INodeNo(e.node.ino), (i + 1) as u64, kind, &e.name)
             };
             if full {
@@ -375,14 +408,32 @@ impl fuser::Filesystem for Fs {
         while i < 2 + entries.len() {
             let full = if i < 2 {
                 // "." and ".." carry no lookup; a zero TTL keeps the kernel from caching them.
-                let n = if i == 0 { me.clone() } else { parent.clone().or_else(|| me.clone()) };
+                let n = if i == 0 {
+                    me.clone()
+                } else {
+                    parent.clone().or_else(|| me.clone())
+                };
                 let Some(n) = n else { break };
                 let name = if i == 0 { "." } else { ".." };
-                reply.add(INodeNo(n.ino), (i + 1) as u64, name, &Duration::ZERO, &self.attr(&n), Generation(0))
+                reply.add(
+                    INodeNo(n.ino),
+                    (i + 1) as u64,
+                    name,
+                    &Duration::ZERO,
+                    &self.attr(&n),
+                    Generation(0),
+                )
             } else {
                 let e = &entries[i - 2];
                 let n = self.core.inodes.get(e.node.ino).unwrap_or_else(|| e.node.clone());
-                let full = reply.add(INodeNo(n.ino), (i + 1) as u64, &e.name, &ttl, &self.attr(&n), Generation(0));
+                let full = reply.add(
+                    INodeNo(n.ino),
+                    (i + 1) as u64,
+                    &e.name,
+                    &ttl,
+                    &self.attr(&n),
+                    Generation(0),
+                );
                 if !full {
                     self.core.count_lookup(n.ino);
                 }
@@ -421,7 +472,16 @@ impl fuser::Filesystem for Fs {
         reply.error(Errno::ENOSYS);
     }
 
-    fn setxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _value: &[u8], _flags: i32, _position: u32, reply: ReplyEmpty) {
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
         reply.error(Errno::ENOSYS);
     }
 

@@ -67,7 +67,12 @@ impl InodeTable {
             parent: ROOT,
             name: String::new(),
             path: String::new(),
-            meta: Meta { kind: Kind::Dir, size: 0, mtime: root_mtime, etag: None },
+            meta: Meta {
+                kind: Kind::Dir,
+                size: 0,
+                mtime: root_mtime,
+                etag: None,
+            },
             valid_until: far_future(),
             lookups: 1,
             open: 0,
@@ -77,7 +82,13 @@ impl InodeTable {
         };
         let mut nodes = HashMap::new();
         nodes.insert(ROOT, root);
-        Self { t: Mutex::new(Tables { nodes, children: HashMap::new(), next: ROOT + 1 }) }
+        Self {
+            t: Mutex::new(Tables {
+                nodes,
+                children: HashMap::new(),
+                next: ROOT + 1,
+            }),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
@@ -169,14 +180,18 @@ impl InodeTable {
     /// detached.
     pub fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) {
         let mut t = self.lock();
-        let Some(ino) = t.children.remove(&(parent, name.to_string())) else { return };
+        let Some(ino) = t.children.remove(&(parent, name.to_string())) else {
+            return;
+        };
         if let Some(old) = t.children.remove(&(new_parent, new_name.to_string())) {
             if let Some(n) = t.nodes.get_mut(&old) {
                 n.detached = true;
             }
             Self::gc(&mut t, old);
         }
-        let Some(new_parent_path) = t.nodes.get(&new_parent).map(|n| n.path.clone()) else { return };
+        let Some(new_parent_path) = t.nodes.get(&new_parent).map(|n| n.path.clone()) else {
+            return;
+        };
         let new_path = join(&new_parent_path, new_name);
         let Some(node) = t.nodes.get_mut(&ino) else { return };
         let old_path = std::mem::replace(&mut node.path, new_path.clone());
@@ -236,14 +251,24 @@ impl InodeTable {
     /// Children known locally (created here and not uploaded yet) of `dir`.
     pub fn local_children(&self, dir: u64) -> Vec<Node> {
         let t = self.lock();
-        t.nodes.values().filter(|n| n.parent == dir && !n.detached && (n.local || n.writers > 0) && n.ino != ROOT).cloned().collect()
+        t.nodes
+            .values()
+            .filter(|n| n.parent == dir && !n.detached && (n.local || n.writers > 0) && n.ino != ROOT)
+            .cloned()
+            .collect()
     }
 
     /// Whether any node below the directory path `path` is still only local.
     pub fn has_local_below(&self, path: &str) -> bool {
         let t = self.lock();
-        let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
-        t.nodes.values().any(|n| !n.detached && n.local && n.path.starts_with(&prefix) && n.ino != ROOT)
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}/")
+        };
+        t.nodes
+            .values()
+            .any(|n| !n.detached && n.local && n.path.starts_with(&prefix) && n.ino != ROOT)
     }
 }
 

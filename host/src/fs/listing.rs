@@ -26,15 +26,27 @@ pub(crate) async fn list_dir(client: &S3Client, dir_prefix: &str, now: SystemTim
     let mut pages = std::pin::pin!(client.list_pages(dir_prefix.to_string(), Some("/".to_string()), Some(1000)));
     while let Some(page) = pages.try_next().await? {
         for p in page.prefixes {
-            let Some(name) = p.strip_prefix(dir_prefix).and_then(|n| n.strip_suffix('/')) else { continue };
+            let Some(name) = p.strip_prefix(dir_prefix).and_then(|n| n.strip_suffix('/')) else {
+                continue;
+            };
             if !valid_name(name) {
                 tracing::warn!(key = %p, "skipping a key prefix that cannot be a directory name");
                 continue;
             }
-            out.insert(name.to_string(), Meta { kind: Kind::Dir, size: 0, mtime: now, etag: None });
+            out.insert(
+                name.to_string(),
+                Meta {
+                    kind: Kind::Dir,
+                    size: 0,
+                    mtime: now,
+                    etag: None,
+                },
+            );
         }
         for o in page.objects {
-            let Some(name) = o.key.strip_prefix(dir_prefix) else { continue };
+            let Some(name) = o.key.strip_prefix(dir_prefix) else {
+                continue;
+            };
             if name.is_empty() {
                 continue; // the directory's own marker
             }
@@ -47,7 +59,15 @@ pub(crate) async fn list_dir(client: &S3Client, dir_prefix: &str, now: SystemTim
                 continue;
             }
             let mtime = parse_rfc3339(&o.last_modified).unwrap_or(now);
-            out.insert(name.to_string(), Meta { kind: Kind::File, size: o.size, mtime, etag: o.etag });
+            out.insert(
+                name.to_string(),
+                Meta {
+                    kind: Kind::File,
+                    size: o.size,
+                    mtime,
+                    etag: o.etag,
+                },
+            );
         }
     }
     Ok(out)
@@ -67,7 +87,10 @@ pub(crate) struct ListingCache {
 
 impl ListingCache {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, map: Mutex::new(HashMap::new()) }
+        Self {
+            ttl,
+            map: Mutex::new(HashMap::new()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Cached>> {
@@ -97,7 +120,13 @@ impl ListingCache {
         if self.ttl.is_zero() {
             return;
         }
-        self.lock().insert(dir, Cached { entries, fetched: Instant::now() });
+        self.lock().insert(
+            dir,
+            Cached {
+                entries,
+                fetched: Instant::now(),
+            },
+        );
     }
 
     /// Records a change made through the mount.
@@ -130,12 +159,20 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let s = s.trim();
     let (date, rest) = s.split_once('T')?;
     let mut d = date.split('-');
-    let (y, mo, da): (i64, i64, i64) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let (y, mo, da): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
     let time = rest.trim_end_matches('Z');
     let time = time.split(['+']).next()?;
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut t = hms.split(':');
-    let (h, mi, se): (u64, u64, u64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?, t.next()?.parse().ok()?);
+    let (h, mi, se): (u64, u64, u64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
     let nanos: u32 = if frac.is_empty() {
         0
     } else {

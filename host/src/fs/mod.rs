@@ -78,7 +78,10 @@ fn normalize_prefix(prefix: &str) -> Result<String, FsError> {
             "." | ".." => "`.` and `..` are not allowed",
             _ => continue,
         };
-        return Err(FsError::InvalidPrefix { prefix: prefix.to_string(), reason });
+        return Err(FsError::InvalidPrefix {
+            prefix: prefix.to_string(),
+            reason,
+        });
     }
     Ok(format!("{trimmed}/"))
 }
@@ -89,7 +92,10 @@ fn normalize_prefix(prefix: &str) -> Result<String, FsError> {
 pub fn mount(client: S3Client, prefix: &str, mountpoint: &Path, opts: MountOptions) -> Result<MountHandle, FsError> {
     let prefix = normalize_prefix(prefix)?;
     mountpoint::prepare(mountpoint)?;
-    std::fs::create_dir_all(&opts.staging_dir).map_err(|e| FsError::Staging { path: opts.staging_dir.clone(), source: e })?;
+    std::fs::create_dir_all(&opts.staging_dir).map_err(|e| FsError::Staging {
+        path: opts.staging_dir.clone(),
+        source: e,
+    })?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.runtime_threads.max(1))
         .thread_name("byos3-fs")
@@ -98,7 +104,10 @@ pub fn mount(client: S3Client, prefix: &str, mountpoint: &Path, opts: MountOptio
         .map_err(FsError::Runtime)?;
     let fsname = format!("byos3:{}/{}", client.bucket(), prefix);
     let core = Arc::new(core::Core::new(client, prefix, opts.clone()));
-    let fs = fuse::Fs { core: core.clone(), rt: rt.handle().clone() };
+    let fs = fuse::Fs {
+        core: core.clone(),
+        rt: rt.handle().clone(),
+    };
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::FSName(fsname),
@@ -111,10 +120,17 @@ pub fn mount(client: S3Client, prefix: &str, mountpoint: &Path, opts: MountOptio
     if opts.read_only {
         config.mount_options.push(fuser::MountOption::RO);
     }
-    config.acl = if opts.allow_other { fuser::SessionACL::All } else { fuser::SessionACL::Owner };
+    config.acl = if opts.allow_other {
+        fuser::SessionACL::All
+    } else {
+        fuser::SessionACL::Owner
+    };
     config.n_threads = Some(opts.fuse_threads.max(1));
     config.clone_fd = true;
-    let mount_err = |e| FsError::Mount { path: mountpoint.to_path_buf(), source: e };
+    let mount_err = |e| FsError::Mount {
+        path: mountpoint.to_path_buf(),
+        source: e,
+    };
     let mut session = fuser::Session::new(fs, mountpoint, &config).map_err(mount_err)?;
     let _ = core.notifier.set(session.notifier());
     // Unmounting is ours (busy detection, lazy option); fuser's handle is
@@ -130,7 +146,13 @@ pub fn mount(client: S3Client, prefix: &str, mountpoint: &Path, opts: MountOptio
     }
     let mountpoint = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
     tracing::info!(mountpoint = %mountpoint.display(), "mounted");
-    Ok(MountHandle { mountpoint, core, session: Some(session), rt: Some(rt), lazy: opts.lazy_unmount })
+    Ok(MountHandle {
+        mountpoint,
+        core,
+        session: Some(session),
+        rt: Some(rt),
+        lazy: opts.lazy_unmount,
+    })
 }
 
 struct Session {
@@ -150,7 +172,10 @@ pub struct MountHandle {
 
 impl std::fmt::Debug for MountHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MountHandle").field("mountpoint", &self.mountpoint).field("prefix", &self.core.prefix).finish()
+        f.debug_struct("MountHandle")
+            .field("mountpoint", &self.mountpoint)
+            .field("prefix", &self.core.prefix)
+            .finish()
     }
 }
 

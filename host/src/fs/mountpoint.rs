@@ -9,7 +9,9 @@ use super::FsError;
 
 /// Whether `path` is currently a mount point (per /proc/self/mountinfo).
 pub(crate) fn is_mount_point(path: &Path) -> bool {
-    let Ok(canon) = std::fs::canonicalize(path).or_else(|_| Ok::<_, std::io::Error>(path.to_path_buf())) else { return false };
+    let Ok(canon) = std::fs::canonicalize(path).or_else(|_| Ok::<_, std::io::Error>(path.to_path_buf())) else {
+        return false;
+    };
     let want = canon.to_string_lossy().replace(' ', "\\040");
     std::fs::read_to_string("/proc/self/mountinfo")
         .map(|s| s.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str())))
@@ -30,20 +32,35 @@ pub(crate) fn prepare(path: &Path) -> Result<(), FsError> {
             if statfs_errno(path) == Some(libc::ENOTCONN) {
                 tracing::warn!(path = %path.display(), "cleaning up a stale mount (transport endpoint not connected)");
                 unmount(path, true)?;
-                return if is_mount_point(path) { Err(FsError::Stale { path: path.to_path_buf() }) } else { Ok(()) };
+                return if is_mount_point(path) {
+                    Err(FsError::Stale {
+                        path: path.to_path_buf(),
+                    })
+                } else {
+                    Ok(())
+                };
             }
-            Err(FsError::AlreadyMounted { path: path.to_path_buf() })
+            Err(FsError::AlreadyMounted {
+                path: path.to_path_buf(),
+            })
         }
-        Ok(_) => Err(FsError::NotADirectory { path: path.to_path_buf() }),
+        Ok(_) => Err(FsError::NotADirectory {
+            path: path.to_path_buf(),
+        }),
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
             tracing::warn!(path = %path.display(), "cleaning up a stale mount (transport endpoint not connected)");
             unmount(path, true)?;
             match std::fs::metadata(path) {
                 Ok(m) if m.is_dir() => Ok(()),
-                _ => Err(FsError::Stale { path: path.to_path_buf() }),
+                _ => Err(FsError::Stale {
+                    path: path.to_path_buf(),
+                }),
             }
         }
-        Err(e) => Err(FsError::Mountpoint { path: path.to_path_buf(), source: e }),
+        Err(e) => Err(FsError::Mountpoint {
+            path: path.to_path_buf(),
+            source: e,
+        }),
     }
 }
 
@@ -58,7 +75,9 @@ fn statfs_errno(path: &Path) -> Option<i32> {
 /// Unmounts `path`: `EBUSY` becomes [`FsError::Busy`] unless `lazy`, which
 /// detaches it now and lets the kernel finish when the last user leaves.
 pub(crate) fn unmount(path: &Path, lazy: bool) -> Result<(), FsError> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| FsError::NotADirectory { path: path.to_path_buf() })?;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| FsError::NotADirectory {
+        path: path.to_path_buf(),
+    })?;
     let flags = if lazy { libc::MNT_DETACH } else { 0 };
     // SAFETY: a valid NUL-terminated path.
     let rc = unsafe { libc::umount2(c.as_ptr(), flags) };
@@ -67,7 +86,9 @@ pub(crate) fn unmount(path: &Path, lazy: bool) -> Result<(), FsError> {
     }
     let err = std::io::Error::last_os_error();
     match err.raw_os_error() {
-        Some(libc::EBUSY) => Err(FsError::Busy { path: path.to_path_buf() }),
+        Some(libc::EBUSY) => Err(FsError::Busy {
+            path: path.to_path_buf(),
+        }),
         Some(libc::EINVAL) if !is_mount_point(path) => Ok(()),
         Some(libc::EPERM) => {
             // Not root: the setuid helper may unmount our own FUSE mounts.
@@ -76,11 +97,16 @@ pub(crate) fn unmount(path: &Path, lazy: bool) -> Result<(), FsError> {
             if lazy {
                 cmd.arg("-z");
             }
-            let out = cmd.arg("--").arg(path).output().map_err(|e| FsError::Unmount { path: path.to_path_buf(), source: e })?;
+            let out = cmd.arg("--").arg(path).output().map_err(|e| FsError::Unmount {
+                path: path.to_path_buf(),
+                source: e,
+            })?;
             if out.status.success() {
                 Ok(())
             } else if String::from_utf8_lossy(&out.stderr).contains("busy") {
-                Err(FsError::Busy { path: path.to_path_buf() })
+                Err(FsError::Busy {
+                    path: path.to_path_buf(),
+                })
             } else {
                 Err(FsError::Unmount {
                     path: path.to_path_buf(),
@@ -88,7 +114,10 @@ pub(crate) fn unmount(path: &Path, lazy: bool) -> Result<(), FsError> {
                 })
             }
         }
-        _ => Err(FsError::Unmount { path: path.to_path_buf(), source: err }),
+        _ => Err(FsError::Unmount {
+            path: path.to_path_buf(),
+            source: err,
+        }),
     }
 }
 

@@ -66,7 +66,13 @@ impl Segment {
     fn start(ctx: &ReadCtx, key: &str, etag: Option<&str>, range: Range<u64>) -> Arc<Segment> {
         let seg = Arc::new(Segment {
             range: range.clone(),
-            state: Mutex::new(SegState { chunks: Vec::new(), received: 0, done: false, error: None, _memory: None }),
+            state: Mutex::new(SegState {
+                chunks: Vec::new(),
+                received: 0,
+                done: false,
+                error: None,
+                _memory: None,
+            }),
             notify: Notify::new(),
             task: Mutex::new(None),
         });
@@ -82,7 +88,10 @@ impl Segment {
             }
             let _slot = ctx.requests.acquire().await;
             let result = async {
-                let out = ctx.client.get_object(&key, Some(range.clone()), etag.as_deref()).await?;
+                let out = ctx
+                    .client
+                    .get_object(&key, Some(range.clone()), etag.as_deref())
+                    .await?;
                 let mut body = out.body;
                 while let Some(chunk) = body.try_next().await? {
                     let Some(seg) = weak.upgrade() else { return Ok(()) };
@@ -102,7 +111,11 @@ impl Segment {
                     st.done = true;
                     if let Err(e) = &result {
                         tracing::warn!(key = %key, error = %e, "read failed");
-                        st.error = Some(if e.is_precondition_failed() { libc::EIO } else { e.errno() });
+                        st.error = Some(if e.is_precondition_failed() {
+                            libc::EIO
+                        } else {
+                            e.errno()
+                        });
                     } else if st.received < range.end - range.start {
                         st.error = Some(libc::EIO);
                     }
@@ -155,7 +168,8 @@ fn copy_out(chunks: &[Bytes], rel: Range<u64>) -> Bytes {
         if out.is_none() && cs <= rel.start && ce >= rel.end {
             return c.slice(a..b);
         }
-        out.get_or_insert_with(|| BytesMut::with_capacity((rel.end - rel.start) as usize)).extend_from_slice(&c[a..b]);
+        out.get_or_insert_with(|| BytesMut::with_capacity((rel.end - rel.start) as usize))
+            .extend_from_slice(&c[a..b]);
     }
     out.map(BytesMut::freeze).unwrap_or_default()
 }
@@ -179,7 +193,17 @@ pub(crate) struct Prefetcher {
 
 impl Prefetcher {
     pub fn new(ctx: ReadCtx, key: String, etag: Option<String>, size: u64) -> Self {
-        Self { ctx, key, etag, size, state: Mutex::new(State { segments: VecDeque::new(), next_fetch: 0, window: 0 }) }
+        Self {
+            ctx,
+            key,
+            etag,
+            size,
+            state: Mutex::new(State {
+                segments: VecDeque::new(),
+                next_fetch: 0,
+                window: 0,
+            }),
+        }
     }
 
     pub async fn read(&self, offset: u64, len: u32) -> Result<Bytes, i32> {
@@ -247,7 +271,11 @@ impl Prefetcher {
             st.segments.push_back(seg);
             st.next_fetch = b;
         }
-        st.segments.iter().filter(|s| s.range.start < end && s.range.end > offset).cloned().collect()
+        st.segments
+            .iter()
+            .filter(|s| s.range.start < end && s.range.end > offset)
+            .cloned()
+            .collect()
     }
 }
 
@@ -257,7 +285,11 @@ mod tests {
 
     #[test]
     fn copy_out_spans_chunks_and_slices_within_one() {
-        let chunks = [Bytes::from_static(b"abcd"), Bytes::from_static(b"efgh"), Bytes::from_static(b"ij")];
+        let chunks = [
+            Bytes::from_static(b"abcd"),
+            Bytes::from_static(b"efgh"),
+            Bytes::from_static(b"ij"),
+        ];
         assert_eq!(&copy_out(&chunks, 1..3)[..], b"bc");
         assert_eq!(&copy_out(&chunks, 2..9)[..], b"cdefghi");
         assert_eq!(&copy_out(&chunks, 8..10)[..], b"ij");

@@ -19,7 +19,12 @@ pub(crate) struct Staging {
 
 impl Staging {
     pub fn new(dir: PathBuf, cap: u64) -> Arc<Self> {
-        Arc::new(Self { dir, cap, used: AtomicU64::new(0), counter: AtomicU64::new(0) })
+        Arc::new(Self {
+            dir,
+            cap,
+            used: AtomicU64::new(0),
+            counter: AtomicU64::new(0),
+        })
     }
 
     pub fn used(&self) -> u64 {
@@ -31,19 +36,31 @@ impl Staging {
     pub fn create(self: &Arc<Self>) -> std::io::Result<StagingFile> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!(".byos3-staging-{}-{n}", std::process::id()));
-        let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
         std::fs::remove_file(&path)?;
-        Ok(StagingFile { file: Arc::new(file), staging: self.clone(), accounted: 0 })
+        Ok(StagingFile {
+            file: Arc::new(file),
+            staging: self.clone(),
+            accounted: 0,
+        })
     }
 
     fn try_grow(&self, by: u64) -> bool {
         self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| (u + by <= self.cap).then_some(u + by))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (u + by <= self.cap).then_some(u + by)
+            })
             .is_ok()
     }
 
     fn shrink(&self, by: u64) {
-        let _ = self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u.saturating_sub(by)));
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u.saturating_sub(by)));
     }
 }
 
@@ -130,7 +147,11 @@ impl RangeSet {
 
     /// Bytes of `r` not yet covered.
     pub fn uncovered(&self, r: &Range<u64>) -> u64 {
-        let covered: u64 = self.ranges.iter().map(|x| x.end.min(r.end).saturating_sub(x.start.max(r.start))).sum();
+        let covered: u64 = self
+            .ranges
+            .iter()
+            .map(|x| x.end.min(r.end).saturating_sub(x.start.max(r.start)))
+            .sum();
         (r.end - r.start) - covered
     }
 
@@ -176,7 +197,10 @@ mod tests {
         assert_eq!(s.total(), 30);
         s.insert(50..60);
         assert_eq!(s.uncovered(&(0..100)), 60);
-        assert_eq!(s.split(5..55), vec![(5..10, false), (10..40, true), (40..50, false), (50..55, true)]);
+        assert_eq!(
+            s.split(5..55),
+            vec![(5..10, false), (10..40, true), (40..50, false), (50..55, true)]
+        );
         s.truncate(35);
         assert_eq!(s.total(), 25);
         assert!(!s.overlaps(&(35..100)));

@@ -62,7 +62,10 @@ impl WriteCtx {
     async fn abort(&self, key: &str, upload_id: &str) {
         if let Err(e) = self.client.abort_multipart_upload(key, upload_id).await {
             tracing::warn!(key, error = %e, "could not abort a failed upload; listed for cleanup");
-            self.orphans.lock().unwrap_or_else(|p| p.into_inner()).push((key.to_string(), upload_id.to_string()));
+            self.orphans
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((key.to_string(), upload_id.to_string()));
         }
     }
 }
@@ -129,7 +132,16 @@ impl WriteHandle {
     /// A file that starts empty (created, or opened with `O_TRUNC`): it
     /// will be uploaded on close even if nothing is written.
     pub fn empty(ctx: WriteCtx) -> Self {
-        Self { ctx, state: State::Streaming(Streamer { size: 0, buf: BytesMut::new(), mpu: None }), dirty: true, failed: None }
+        Self {
+            ctx,
+            state: State::Streaming(Streamer {
+                size: 0,
+                buf: BytesMut::new(),
+                mpu: None,
+            }),
+            dirty: true,
+            failed: None,
+        }
     }
 
     /// An existing object opened for writing.
@@ -139,9 +151,26 @@ impl WriteHandle {
             h.dirty = false;
             return Ok(h);
         }
-        let file = ctx.staging.create().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
-        let base = Base { key: key.to_string(), etag, valid: size };
-        Ok(Self { ctx, state: State::Staged(Staged { file, local: RangeSet::default(), size, base: Some(base) }), dirty: false, failed: None })
+        let file = ctx
+            .staging
+            .create()
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        let base = Base {
+            key: key.to_string(),
+            etag,
+            valid: size,
+        };
+        Ok(Self {
+            ctx,
+            state: State::Staged(Staged {
+                file,
+                local: RangeSet::default(),
+                size,
+                base: Some(base),
+            }),
+            dirty: false,
+            failed: None,
+        })
     }
 
     pub fn size(&self) -> u64 {
@@ -211,7 +240,9 @@ impl WriteHandle {
         if matches!(self.state, State::Streaming(_)) {
             self.switch_to_staged(key).await?;
         }
-        let State::Staged(s) = &self.state else { return Err(libc::EIO) };
+        let State::Staged(s) = &self.state else {
+            return Err(libc::EIO);
+        };
         let end = (offset + u64::from(len)).min(s.size);
         if offset >= end {
             return Ok(Bytes::new());
@@ -239,7 +270,9 @@ impl WriteHandle {
             }
             self.switch_to_staged(key).await?;
         }
-        let State::Staged(s) = &mut self.state else { return Err(libc::EIO) };
+        let State::Staged(s) = &mut self.state else {
+            return Err(libc::EIO);
+        };
         s.truncate(size)?;
         self.dirty = true;
         Ok(())
@@ -253,7 +286,14 @@ impl WriteHandle {
         }
         match &mut self.state {
             State::Streaming(s) => {
-                let streamer = std::mem::replace(s, Streamer { size: 0, buf: BytesMut::new(), mpu: None });
+                let streamer = std::mem::replace(
+                    s,
+                    Streamer {
+                        size: 0,
+                        buf: BytesMut::new(),
+                        mpu: None,
+                    },
+                );
                 match streamer.finish(&self.ctx, key).await {
                     Ok(up) => {
                         self.dirty = false;
@@ -262,9 +302,22 @@ impl WriteHandle {
                         if up.size == 0 {
                             // Nothing to keep locally.
                         } else {
-                            let file = self.ctx.staging.create().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
-                            let base = Base { key: key.to_string(), etag: up.etag.clone(), valid: up.size };
-                            self.state = State::Staged(Staged { file, local: RangeSet::default(), size: up.size, base: Some(base) });
+                            let file = self
+                                .ctx
+                                .staging
+                                .create()
+                                .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+                            let base = Base {
+                                key: key.to_string(),
+                                etag: up.etag.clone(),
+                                valid: up.size,
+                            };
+                            self.state = State::Staged(Staged {
+                                file,
+                                local: RangeSet::default(),
+                                size: up.size,
+                                base: Some(base),
+                            });
                         }
                         Ok(Some(up))
                     }
@@ -301,17 +354,29 @@ impl WriteHandle {
 
     /// Leaves streaming mode, keeping every byte written.
     async fn switch_to_staged(&mut self, key: &str) -> Result<(), i32> {
-        let State::Streaming(s) = &mut self.state else { return Ok(()) };
+        let State::Streaming(s) = &mut self.state else {
+            return Ok(());
+        };
         if s.mpu.is_none() {
-            let mut file = self.ctx.staging.create().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+            let mut file = self
+                .ctx
+                .staging
+                .create()
+                .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
             let size = s.size;
             if !file.account(size) {
                 return Err(libc::ENOSPC);
             }
-            file.write_at(&s.buf, 0).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+            file.write_at(&s.buf, 0)
+                .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
             let mut local = RangeSet::default();
             local.insert(0..size);
-            self.state = State::Staged(Staged { file, local, size, base: None });
+            self.state = State::Staged(Staged {
+                file,
+                local,
+                size,
+                base: None,
+            });
             return Ok(());
         }
         // Parts are already on the server: complete them into the object
@@ -357,11 +422,21 @@ impl Streamer {
 
     async fn send_part(&mut self, ctx: &WriteCtx, key: &str, part: Bytes) -> Result<(), i32> {
         if self.mpu.is_none() {
-            let id = ctx.client.create_multipart_upload(key, &PutOptions::default()).await.map_err(|e| {
-                tracing::warn!(key, error = %e, "could not start an upload");
-                eio(&e)
-            })?;
-            self.mpu = Some(Mpu { key: key.to_string(), id, next_part: 1, tasks: JoinSet::new(), done: Vec::new() });
+            let id = ctx
+                .client
+                .create_multipart_upload(key, &PutOptions::default())
+                .await
+                .map_err(|e| {
+                    tracing::warn!(key, error = %e, "could not start an upload");
+                    eio(&e)
+                })?;
+            self.mpu = Some(Mpu {
+                key: key.to_string(),
+                id,
+                next_part: 1,
+                tasks: JoinSet::new(),
+                done: Vec::new(),
+            });
         }
         let mpu = self.mpu.as_mut().expect("created above");
         if mpu.next_part > ctx.quirks().max_parts {
@@ -377,7 +452,12 @@ impl Streamer {
         let memory = ctx.budget.reserve(part.len() as u64).await;
         let n = mpu.next_part;
         mpu.next_part += 1;
-        let (client, requests, key, id) = (ctx.client.clone(), ctx.requests.clone(), mpu.key.clone(), mpu.id.clone());
+        let (client, requests, key, id) = (
+            ctx.client.clone(),
+            ctx.requests.clone(),
+            mpu.key.clone(),
+            mpu.id.clone(),
+        );
         mpu.tasks.spawn(async move {
             let _memory = memory;
             let _slot = requests.acquire().await;
@@ -391,10 +471,14 @@ impl Streamer {
         if self.mpu.is_none() {
             let body = self.buf.split().freeze();
             let _slot = ctx.requests.acquire().await;
-            let etag = ctx.client.put_object(key, Payload::Bytes(body), &PutOptions::default()).await.map_err(|e| {
-                tracing::warn!(key, error = %e, "upload failed");
-                eio(&e)
-            })?;
+            let etag = ctx
+                .client
+                .put_object(key, Payload::Bytes(body), &PutOptions::default())
+                .await
+                .map_err(|e| {
+                    tracing::warn!(key, error = %e, "upload failed");
+                    eio(&e)
+                })?;
             return Ok(Uploaded { etag, size });
         }
         let result = async {
@@ -407,10 +491,13 @@ impl Streamer {
                 collect_one(mpu).await?;
             }
             mpu.done.sort_by_key(|p| p.part_number);
-            ctx.client.complete_multipart_upload(&mpu.key, &mpu.id, &mpu.done).await.map_err(|e| {
-                tracing::warn!(key = %mpu.key, error = %e, "completing the upload failed");
-                eio(&e)
-            })
+            ctx.client
+                .complete_multipart_upload(&mpu.key, &mpu.id, &mpu.done)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(key = %mpu.key, error = %e, "completing the upload failed");
+                    eio(&e)
+                })
         }
         .await;
         let mpu = self.mpu.take().expect("checked above");
@@ -464,7 +551,9 @@ impl Source {
         for (piece, local) in self.local.split(r.clone()) {
             let dst = &mut out[(piece.start - r.start) as usize..(piece.end - r.start) as usize];
             if local {
-                self.file.read_exact_at(dst, piece.start).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+                self.file
+                    .read_exact_at(dst, piece.start)
+                    .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
                 continue;
             }
             let Some(base) = &self.base else { continue };
@@ -492,7 +581,12 @@ impl Source {
 
 impl Staged {
     fn source(&self, client: &S3Client) -> Source {
-        Source { client: client.clone(), file: self.file.file.clone(), local: self.local.clone(), base: self.base.clone() }
+        Source {
+            client: client.clone(),
+            file: self.file.file.clone(),
+            local: self.local.clone(),
+            base: self.base.clone(),
+        }
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), i32> {
@@ -501,7 +595,9 @@ impl Staged {
         if !self.file.account(grown) {
             return Err(libc::ENOSPC);
         }
-        self.file.write_at(data, offset).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        self.file
+            .write_at(data, offset)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
         self.local.insert(r.clone());
         self.size = self.size.max(r.end);
         Ok(())
@@ -512,7 +608,10 @@ impl Staged {
         if let Some(b) = &mut self.base {
             b.valid = b.valid.min(size);
         }
-        self.file.file.set_len(size.min(self.file.file.metadata().map(|m| m.len()).unwrap_or(0))).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        self.file
+            .file
+            .set_len(size.min(self.file.file.metadata().map(|m| m.len()).unwrap_or(0)))
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
         self.file.account(self.local.total());
         self.size = size;
         Ok(())
@@ -524,14 +623,21 @@ impl Staged {
         let etag = if size <= ctx.part_size.max(ctx.quirks().min_part_size) {
             let body = src.materialize(0..size).await?;
             let _slot = ctx.requests.acquire().await;
-            ctx.client.put_object(key, Payload::Bytes(body), &PutOptions::default()).await.map_err(|e| {
-                tracing::warn!(key, error = %e, "upload failed");
-                eio(&e)
-            })?
+            ctx.client
+                .put_object(key, Payload::Bytes(body), &PutOptions::default())
+                .await
+                .map_err(|e| {
+                    tracing::warn!(key, error = %e, "upload failed");
+                    eio(&e)
+                })?
         } else {
             multipart_from(ctx, key, &src, size).await?
         };
-        self.base = Some(Base { key: key.to_string(), etag: etag.clone(), valid: size });
+        self.base = Some(Base {
+            key: key.to_string(),
+            etag: etag.clone(),
+            valid: size,
+        });
         self.local.clear();
         let _ = self.file.file.set_len(0);
         self.file.account(0);
@@ -548,7 +654,11 @@ async fn multipart_from(ctx: &WriteCtx, key: &str, src: &Source, size: u64) -> R
     if size.div_ceil(part) > u64::from(q.max_parts) {
         part = size.div_ceil(u64::from(q.max_parts)).next_multiple_of(mib);
     }
-    let id = ctx.client.create_multipart_upload(key, &PutOptions::default()).await.map_err(|e| eio(&e))?;
+    let id = ctx
+        .client
+        .create_multipart_upload(key, &PutOptions::default())
+        .await
+        .map_err(|e| eio(&e))?;
     let result = async {
         let mut tasks: JoinSet<Result<CompletedPart, S3Error>> = JoinSet::new();
         let mut done = Vec::new();
@@ -563,9 +673,8 @@ async fn multipart_from(ctx: &WriteCtx, key: &str, src: &Source, size: u64) -> R
                     done.push(part_result(res)?);
                 }
             }
-            let copy = q.upload_part_copy
-                && src.base.as_ref().is_some_and(|b| r.end <= b.valid)
-                && !src.local.overlaps(&r);
+            let copy =
+                q.upload_part_copy && src.base.as_ref().is_some_and(|b| r.end <= b.valid) && !src.local.overlaps(&r);
             let (client, requests, key, id) = (ctx.client.clone(), ctx.requests.clone(), key.to_string(), id.clone());
             if copy {
                 let base_key = src.base.as_ref().map(|b| b.key.clone()).unwrap_or_default();
@@ -587,7 +696,10 @@ async fn multipart_from(ctx: &WriteCtx, key: &str, src: &Source, size: u64) -> R
             done.push(part_result(res)?);
         }
         done.sort_by_key(|p| p.part_number);
-        ctx.client.complete_multipart_upload(key, &id, &done).await.map_err(|e| eio(&e))
+        ctx.client
+            .complete_multipart_upload(key, &id, &done)
+            .await
+            .map_err(|e| eio(&e))
     }
     .await;
     if result.is_err() {

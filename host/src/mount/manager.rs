@@ -58,7 +58,11 @@ pub enum AttachError {
 #[derive(Debug, thiserror::Error)]
 pub enum DetachError {
     #[error("disk {disk_id:?} is not attached to sandbox {sandbox_id:?} at {mount_path}")]
-    NotAttached { sandbox_id: String, disk_id: String, mount_path: String },
+    NotAttached {
+        sandbox_id: String,
+        disk_id: String,
+        mount_path: String,
+    },
     #[error("{0:?} is already being detached")]
     InProgress(String),
     #[error(transparent)]
@@ -86,7 +90,11 @@ impl MountManager {
     /// `options` is the template of every mount (staging dir, budgets,
     /// TTLs); `read_only` comes from each attach request.
     pub fn new(resolver: Arc<dyn SandboxResolver>, options: MountOptions) -> Self {
-        Self { resolver, options, table: Mutex::new(Vec::new()) }
+        Self {
+            resolver,
+            options,
+            table: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn resolver(&self) -> &Arc<dyn SandboxResolver> {
@@ -110,18 +118,31 @@ impl MountManager {
         {
             let mut table = self.table();
             let same_sandbox = table.iter().filter(|e| e.request.sandbox_id == request.sandbox_id);
-            if let Some(existing) = same_sandbox.clone().find(|e| e.request == request && e.status == MountStatus::Mounted) {
+            if let Some(existing) = same_sandbox
+                .clone()
+                .find(|e| e.request == request && e.status == MountStatus::Mounted)
+            {
                 tracing::debug!(mount_path = %existing.request.mount_path, "already attached");
                 return Ok(());
             }
-            request.mount_path.check_free(same_sandbox.map(|e| &e.request.mount_path))?;
-            table.push(Entry { request: request.clone(), status: MountStatus::Pending, error: None, client: client.clone(), handle: None });
+            request
+                .mount_path
+                .check_free(same_sandbox.map(|e| &e.request.mount_path))?;
+            table.push(Entry {
+                request: request.clone(),
+                status: MountStatus::Pending,
+                error: None,
+                client: client.clone(),
+                handle: None,
+            });
         }
         let result = self.mount_now(&request, client, host_path).await;
         // Decide under the lock, act (possibly awaiting) after releasing it.
         let orphan = {
             let mut table = self.table();
-            let idx = table.iter().position(|e| e.request == request && e.status == MountStatus::Pending);
+            let idx = table
+                .iter()
+                .position(|e| e.request == request && e.status == MountStatus::Pending);
             match (result, idx) {
                 (Ok(handle), Some(i)) => {
                     table[i].status = MountStatus::Mounted;
@@ -143,9 +164,16 @@ impl MountManager {
         Err(AttachError::Task("the attachment was cancelled while mounting".into()))
     }
 
-    async fn mount_now(&self, request: &AttachRequest, client: S3Client, host_path: std::path::PathBuf) -> Result<MountHandle, AttachError> {
-        std::fs::create_dir_all(&host_path)
-            .map_err(|source| AttachError::MountPoint { path: request.mount_path.to_string(), source })?;
+    async fn mount_now(
+        &self,
+        request: &AttachRequest,
+        client: S3Client,
+        host_path: std::path::PathBuf,
+    ) -> Result<MountHandle, AttachError> {
+        std::fs::create_dir_all(&host_path).map_err(|source| AttachError::MountPoint {
+            path: request.mount_path.to_string(),
+            source,
+        })?;
         let mut opts = self.options.clone();
         opts.read_only = request.read_only;
         let prefix = request.sub_path.as_prefix().to_string();
@@ -161,14 +189,20 @@ impl MountManager {
             let mut table = self.table();
             let entry = table
                 .iter_mut()
-                .find(|e| e.request.sandbox_id == sandbox_id && e.request.disk_id == disk_id && &e.request.mount_path == mount_path)
+                .find(|e| {
+                    e.request.sandbox_id == sandbox_id
+                        && e.request.disk_id == disk_id
+                        && &e.request.mount_path == mount_path
+                })
                 .ok_or_else(|| DetachError::NotAttached {
                     sandbox_id: sandbox_id.into(),
                     disk_id: disk_id.into(),
                     mount_path: mount_path.to_string(),
                 })?;
             match entry.status {
-                MountStatus::Unmounting | MountStatus::Pending => return Err(DetachError::InProgress(mount_path.to_string())),
+                MountStatus::Unmounting | MountStatus::Pending => {
+                    return Err(DetachError::InProgress(mount_path.to_string()))
+                }
                 MountStatus::Mounted | MountStatus::Error => {}
             }
             entry.status = MountStatus::Unmounting;
@@ -181,9 +215,9 @@ impl MountManager {
             None => Ok(()),
         };
         let mut table = self.table();
-        let idx = table
-            .iter()
-            .position(|e| e.request.sandbox_id == sandbox_id && e.request.disk_id == disk_id && &e.request.mount_path == mount_path);
+        let idx = table.iter().position(|e| {
+            e.request.sandbox_id == sandbox_id && e.request.disk_id == disk_id && &e.request.mount_path == mount_path
+        });
         match outcome {
             Ok(()) => {
                 if let Some(i) = idx {
@@ -207,7 +241,11 @@ impl MountManager {
         self.table()
             .iter()
             .filter(|e| sandbox_id.is_none_or(|s| e.request.sandbox_id == s))
-            .map(|e| AttachmentState { request: e.request.clone(), status: e.status, error: e.error.clone() })
+            .map(|e| AttachmentState {
+                request: e.request.clone(),
+                status: e.status,
+                error: e.error.clone(),
+            })
             .collect()
     }
 

@@ -16,7 +16,11 @@ pub enum PathError {
     #[error("{field} must not contain NUL bytes or control characters")]
     Control { field: &'static str },
     #[error("{field} is too long ({len} bytes, at most {max})")]
-    TooLong { field: &'static str, len: usize, max: usize },
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("a path component of {field} is longer than 255 bytes")]
     ComponentTooLong { field: &'static str },
     #[error("sub_path must be relative to the bucket: remove the leading '/' (got {0:?})")]
@@ -34,7 +38,11 @@ fn check_text(field: &'static str, s: &str) -> Result<(), PathError> {
         return Err(PathError::Control { field });
     }
     if s.len() > MAX_PATH {
-        return Err(PathError::TooLong { field, len: s.len(), max: MAX_PATH });
+        return Err(PathError::TooLong {
+            field,
+            len: s.len(),
+            max: MAX_PATH,
+        });
     }
     Ok(())
 }
@@ -54,7 +62,12 @@ impl MountPath {
         for seg in raw.split('/') {
             match seg {
                 "" | "." => {}
-                ".." => return Err(PathError::DotDot { field: "mount_path", value: raw.to_string() }),
+                ".." => {
+                    return Err(PathError::DotDot {
+                        field: "mount_path",
+                        value: raw.to_string(),
+                    })
+                }
                 s if s.len() > 255 => return Err(PathError::ComponentTooLong { field: "mount_path" }),
                 s => parts.push(s),
             }
@@ -86,7 +99,10 @@ impl MountPath {
                 if meta.file_type().is_symlink() {
                     return Err(PathError::SymlinkEscape {
                         path: self.0.clone(),
-                        link: cur.strip_prefix(root).map(|p| format!("/{}", p.display())).unwrap_or_default(),
+                        link: cur
+                            .strip_prefix(root)
+                            .map(|p| format!("/{}", p.display()))
+                            .unwrap_or_default(),
                     });
                 }
             }
@@ -98,7 +114,10 @@ impl MountPath {
     /// Checks that this path overlaps none of `existing`.
     pub fn check_free<'a>(&self, existing: impl IntoIterator<Item = &'a MountPath>) -> Result<(), PathError> {
         match existing.into_iter().find(|o| self.overlaps(o)) {
-            Some(o) => Err(PathError::Overlap { path: self.0.clone(), other: o.0.clone() }),
+            Some(o) => Err(PathError::Overlap {
+                path: self.0.clone(),
+                other: o.0.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -125,7 +144,12 @@ impl SubPath {
         for seg in raw.split('/') {
             match seg {
                 "" | "." => {}
-                ".." => return Err(PathError::DotDot { field: "sub_path", value: raw.to_string() }),
+                ".." => {
+                    return Err(PathError::DotDot {
+                        field: "sub_path",
+                        value: raw.to_string(),
+                    })
+                }
                 s if s.len() > 255 => return Err(PathError::ComponentTooLong { field: "sub_path" }),
                 s => parts.push(s),
             }
@@ -159,7 +183,10 @@ mod tests {
         assert!(matches!(MountPath::parse("/"), Err(PathError::Root)));
         assert!(matches!(MountPath::parse("//./"), Err(PathError::Root)));
         assert!(matches!(MountPath::parse("/a\0b"), Err(PathError::Control { .. })));
-        assert!(matches!(MountPath::parse(&format!("/{}", "x".repeat(300))), Err(PathError::ComponentTooLong { .. })));
+        assert!(matches!(
+            MountPath::parse(&format!("/{}", "x".repeat(300))),
+            Err(PathError::ComponentTooLong { .. })
+        ));
     }
 
     #[test]
@@ -170,7 +197,10 @@ mod tests {
         assert!(a.overlaps(&MountPath::parse("/mnt").unwrap()));
         assert!(!a.overlaps(&MountPath::parse("/mnt/database").unwrap()));
         assert!(a.check_free([&MountPath::parse("/mnt/other").unwrap()]).is_ok());
-        assert!(matches!(a.check_free([&MountPath::parse("/mnt").unwrap()]), Err(PathError::Overlap { .. })));
+        assert!(matches!(
+            a.check_free([&MountPath::parse("/mnt").unwrap()]),
+            Err(PathError::Overlap { .. })
+        ));
     }
 
     #[test]

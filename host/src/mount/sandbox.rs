@@ -54,9 +54,8 @@ impl DirectoryResolver {
     }
 
     fn dir(&self, id: &str) -> Result<PathBuf, SandboxError> {
-        let valid = !id.is_empty()
-            && id.len() <= 64
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let valid =
+            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
             return Err(SandboxError::InvalidId(id.to_string()));
         }
@@ -75,7 +74,10 @@ impl SandboxResolver for DirectoryResolver {
 
     fn create(&self, id: &str) -> Result<SandboxRoot, SandboxError> {
         let root = self.dir(id)?;
-        std::fs::create_dir_all(&root).map_err(|source| SandboxError::Io { id: id.to_string(), source })?;
+        std::fs::create_dir_all(&root).map_err(|source| SandboxError::Io {
+            id: id.to_string(),
+            source,
+        })?;
         Ok(SandboxRoot { root, running: true })
     }
 
@@ -83,7 +85,10 @@ impl SandboxResolver for DirectoryResolver {
         let root = self.dir(id)?;
         // Only empty directories are removed: a mount point that is still
         // mounted, or files the runtime put there, are never deleted.
-        remove_empty_tree(&root).map_err(|source| SandboxError::Io { id: id.to_string(), source })
+        remove_empty_tree(&root).map_err(|source| SandboxError::Io {
+            id: id.to_string(),
+            source,
+        })
     }
 }
 

@@ -18,7 +18,10 @@ impl Cache {
     pub(crate) fn new(dir: &Path, engine: &Engine) -> Self {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        Self { dir: dir.to_path_buf(), engine_key: format!("wasmtime38-{:016x}", h.finish()) }
+        Self {
+            dir: dir.to_path_buf(),
+            engine_key: format!("wasmtime38-{:016x}", h.finish()),
+        }
     }
 
     fn path(&self, sha256: &str) -> PathBuf {

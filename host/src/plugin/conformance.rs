@@ -38,7 +38,11 @@ impl Suite {
             Ok(d) => (true, d),
             Err(d) => (false, d),
         };
-        self.outcomes.push(Outcome { name: name.to_string(), passed, detail });
+        self.outcomes.push(Outcome {
+            name: name.to_string(),
+            passed,
+            detail,
+        });
     }
 }
 
@@ -46,7 +50,9 @@ fn client_for(endpoint: &Endpoint, bucket: &str, creds: Credentials) -> Result<S
     let mut cfg = ClientConfig::new(endpoint.clone(), bucket, creds);
     if endpoint.host() == "localhost" {
         // Virtual-hosted requests to a local server: bucket.localhost is loopback.
-        cfg.transport.resolve.insert("*.localhost", IpAddr::V4(Ipv4Addr::LOCALHOST));
+        cfg.transport
+            .resolve
+            .insert("*.localhost", IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     S3Client::new(cfg).map_err(|e| e.to_string())
 }
@@ -122,7 +128,11 @@ async fn suite_cases(suite: &mut Suite, file: &Path, target: &Target, cache_dir:
     };
     suite.case(
         "resolve the live config",
-        Ok(format!("{} signed for {}", resolved.endpoint.url(), resolved.endpoint.signing_region())),
+        Ok(format!(
+            "{} signed for {}",
+            resolved.endpoint.url(),
+            resolved.endpoint.signing_region()
+        )),
     );
 
     let probe_case =
@@ -143,11 +153,20 @@ async fn suite_cases(suite: &mut Suite, file: &Path, target: &Target, cache_dir:
                 .map_err(|e| format!("{name}: {e}"))
             }
         };
-    let ok = probe_case("probe", &["ok"], cfg.clone(), client_for(&resolved.endpoint, bucket, creds.clone())).await;
+    let ok = probe_case(
+        "probe",
+        &["ok"],
+        cfg.clone(),
+        client_for(&resolved.endpoint, bucket, creds.clone()),
+    )
+    .await;
     suite.case("probe is ok on the bucket", ok);
 
     let missing = format!("byos3-missing-{:08x}", rand::random::<u32>());
-    let missing_cfg = DiskConfig { bucket: missing.clone(), ..cfg.clone() };
+    let missing_cfg = DiskConfig {
+        bucket: missing.clone(),
+        ..cfg.clone()
+    };
     let r = probe_case(
         "missing",
         &["bucket_not_found"],
@@ -168,12 +187,21 @@ async fn suite_cases(suite: &mut Suite, file: &Path, target: &Target, cache_dir:
     suite.case("a wrong secret is signature_mismatch or invalid_access_key", r);
 
     // 6. Nothing listening: the same endpoint shape on a closed loopback port.
-    let port =
-        TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())?;
-    let dead = Endpoint::new(&format!("http://127.0.0.1:{port}"), resolved.endpoint.signing_region(), Addressing::Path)
-        .map_err(|e| e.to_string())?
-        .with_quirks(resolved.endpoint.quirks().clone());
-    let dead_resolved = ResolvedEndpoint { provider: id.clone(), endpoint: dead.clone() };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())?;
+    let dead = Endpoint::new(
+        &format!("http://127.0.0.1:{port}"),
+        resolved.endpoint.signing_region(),
+        Addressing::Path,
+    )
+    .map_err(|e| e.to_string())?
+    .with_quirks(resolved.endpoint.quirks().clone());
+    let dead_resolved = ResolvedEndpoint {
+        provider: id.clone(),
+        endpoint: dead.clone(),
+    };
     let t0 = Instant::now();
     let r = match client_for(&dead, bucket, creds.clone()) {
         Err(e) => Err(e.to_string()),

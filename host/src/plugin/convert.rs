@@ -16,7 +16,10 @@ pub(crate) fn disk_config(cfg: &DiskConfig) -> wit::DiskConfig {
 
 /// Quirks as data: every flag the plugin does not set keeps the S3 reference behaviour.
 pub(crate) fn quirks(list: &[wit::Quirk]) -> Quirks {
-    let mut q = Quirks { checksum_headers: true, ..Quirks::default() };
+    let mut q = Quirks {
+        checksum_headers: true,
+        ..Quirks::default()
+    };
     for quirk in list {
         match *quirk {
             wit::Quirk::NoChecksumHeaders => q.checksum_headers = false,

@@ -174,7 +174,11 @@ impl bucket::Host for CallState {
             Err(_) => {
                 return Ok(Err(wit::RequestError::Unreachable(wit::UnreachableInfo {
                     kind: wit::UnreachableKind::Timeout,
-                    message: format!("no answer from {} within {:?}", client.endpoint().url(), self.request_timeout),
+                    message: format!(
+                        "no answer from {} within {:?}",
+                        client.endpoint().url(),
+                        self.request_timeout
+                    ),
                 })))
             }
             Ok(Err(S3Error::BodyTooLarge { .. })) => return Err(Abort::ProbeBytes.into()),
@@ -187,7 +191,11 @@ impl bucket::Host for CallState {
             return Err(Abort::ProbeBytes.into());
         }
         self.bytes_left -= used;
-        Ok(Ok(wit::S3Response { status: resp.status, headers: resp.headers, body: resp.body.to_vec() }))
+        Ok(Ok(wit::S3Response {
+            status: resp.status,
+            headers: resp.headers,
+            body: resp.body.to_vec(),
+        }))
     }
 }
 
@@ -195,7 +203,9 @@ impl bucket::Host for CallState {
 fn request_error(e: &S3Error) -> wit::RequestError {
     let message = e.to_string();
     let lower = message.to_ascii_lowercase();
-    let tls = ["certificate", "tls", "handshake", "corrupt message", "alert"].iter().any(|w| lower.contains(w));
+    let tls = ["certificate", "tls", "handshake", "corrupt message", "alert"]
+        .iter()
+        .any(|w| lower.contains(w));
     let kind = match e {
         S3Error::Timeout { .. } => wit::UnreachableKind::Timeout,
         S3Error::Connect { .. } if lower.contains("dns error") || lower.contains("lookup") => wit::UnreachableKind::Dns,
@@ -240,8 +250,10 @@ fn engine() -> Result<Engine, PluginError> {
     c.wasm_component_model(true);
     c.epoch_interruption(true);
     c.max_wasm_stack(1024 * 1024);
-    let engine =
-        Engine::new(&c).map_err(|e| PluginError::Compile { file: PathBuf::new(), reason: format!("{e:#}") })?;
+    let engine = Engine::new(&c).map_err(|e| PluginError::Compile {
+        file: PathBuf::new(),
+        reason: format!("{e:#}"),
+    })?;
     Ok(engine)
 }
 
@@ -268,7 +280,9 @@ fn contract_version(engine: &Engine, component: &Component) -> Result<String, St
     }
     for (name, _) in ty.imports(engine) {
         if !HOST_IMPORT_PREFIXES.iter().any(|p| name.starts_with(p)) {
-            return Err(format!("it imports `{name}`, which the host does not provide (plugins get no WASI)"));
+            return Err(format!(
+                "it imports `{name}`, which the host does not provide (plugins get no WASI)"
+            ));
         }
     }
     Ok(version.to_string())
@@ -277,7 +291,9 @@ fn contract_version(engine: &Engine, component: &Component) -> Result<String, St
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 63
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !id.starts_with('-')
 }
 
@@ -305,8 +321,10 @@ impl PluginHost {
         let mut report = LoadReport::default();
         let mut plugins: Vec<Loaded> = Vec::new();
         for file in files.iter().cloned() {
-            let bytes =
-                tokio::fs::read(&file).await.map_err(|source| PluginError::Io { path: file.clone(), source })?;
+            let bytes = tokio::fs::read(&file).await.map_err(|source| PluginError::Io {
+                path: file.clone(),
+                source,
+            })?;
             let sha256 = hex::encode(Sha256::digest(&bytes));
             let component = match cache.as_ref().and_then(|c| c.load(&engine, &sha256)) {
                 Some(c) => {
@@ -317,7 +335,10 @@ impl PluginHost {
                     let (eng, f) = (engine.clone(), file.clone());
                     let component = tokio::task::spawn_blocking(move || compile(&eng, &f, &bytes))
                         .await
-                        .map_err(|e| PluginError::Compile { file: file.clone(), reason: e.to_string() })??;
+                        .map_err(|e| PluginError::Compile {
+                            file: file.clone(),
+                            reason: e.to_string(),
+                        })??;
                     if let Some(cache) = &cache {
                         cache.store(&sha256, &component);
                     }
@@ -325,9 +346,14 @@ impl PluginHost {
                     component
                 }
             };
-            let not_a_plugin = |reason: String| PluginError::NotAPlugin { file: file.clone(), reason };
+            let not_a_plugin = |reason: String| PluginError::NotAPlugin {
+                file: file.clone(),
+                reason,
+            };
             let contract_version = contract_version(&engine, &component).map_err(not_a_plugin)?;
-            let pre = linker.instantiate_pre(&component).map_err(|e| not_a_plugin(format!("{e:#}")))?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(|e| not_a_plugin(format!("{e:#}")))?;
             let pre = ProviderPre::new(pre).map_err(|e| not_a_plugin(format!("{e:#}")))?;
             let mut loaded = Loaded {
                 info: PluginInfo {
@@ -353,10 +379,17 @@ impl PluginHost {
                 Err(e) => return Err(not_a_plugin(format!("describe failed: {e}"))),
             };
             if !valid_id(&d.id) {
-                return Err(not_a_plugin(format!("its id {:?} is not [a-z0-9][a-z0-9-]* (at most 63 bytes)", d.id)));
+                return Err(not_a_plugin(format!(
+                    "its id {:?} is not [a-z0-9][a-z0-9-]* (at most 63 bytes)",
+                    d.id
+                )));
             }
             if let Some(first) = plugins.iter().find(|p| p.info.id == d.id) {
-                return Err(PluginError::Duplicate { id: d.id, file, first: first.info.file.clone() });
+                return Err(PluginError::Duplicate {
+                    id: d.id,
+                    file,
+                    first: first.info.file.clone(),
+                });
             }
             let b = |s: String| convert::bounded(s, 512);
             loaded.info.id = d.id;
@@ -371,7 +404,15 @@ impl PluginHost {
             plugins.push(loaded);
         }
         report.elapsed = t0.elapsed();
-        Ok(PluginHost { inner: Arc::new(Inner { engine, limits, plugins, report, _ticker: ticker }) })
+        Ok(PluginHost {
+            inner: Arc::new(Inner {
+                engine,
+                limits,
+                plugins,
+                report,
+                _ticker: ticker,
+            }),
+        })
     }
 
     /// Every loaded plugin, in load order (file name), with its health.
@@ -396,10 +437,14 @@ impl PluginHost {
     }
 
     fn find(&self, id: &str) -> Result<&Loaded, PluginError> {
-        self.inner.plugins.iter().find(|p| p.info.id == id).ok_or_else(|| PluginError::UnknownProvider {
-            id: id.to_string(),
-            known: self.inner.plugins.iter().map(|p| p.info.id.clone()).collect(),
-        })
+        self.inner
+            .plugins
+            .iter()
+            .find(|p| p.info.id == id)
+            .ok_or_else(|| PluginError::UnknownProvider {
+                id: id.to_string(),
+                known: self.inner.plugins.iter().map(|p| p.info.id.clone()).collect(),
+            })
     }
 
     async fn call(&self, plugin: &Loaded, call: Call<'_>, client: Option<S3Client>) -> Result<Answer, PluginError> {
@@ -410,11 +455,14 @@ impl PluginHost {
     /// whose `matches` accepts the endpoint; else the generic one.
     pub async fn select(&self, cfg: &DiskConfig) -> Result<String, ResolveError> {
         if let Some(id) = cfg.provider.as_deref().filter(|p| !p.is_empty()) {
-            return self.find(id).map(|p| p.info.id.clone()).map_err(|e| ResolveError::Config {
-                provider: None,
-                field: "provider".into(),
-                message: e.to_string(),
-            });
+            return self
+                .find(id)
+                .map(|p| p.info.id.clone())
+                .map_err(|e| ResolveError::Config {
+                    provider: None,
+                    field: "provider".into(),
+                    message: e.to_string(),
+                });
         }
         if let Some(endpoint) = cfg.endpoint.as_deref() {
             for p in self.inner.plugins.iter().filter(|p| p.info.id != GENERIC_PROVIDER) {
@@ -459,10 +507,18 @@ impl PluginHost {
         match answer {
             Ok(ep) => {
                 let endpoint = convert::endpoint(&ep).map_err(|e| config_error("endpoint", e.to_string()))?;
-                endpoint.check_bucket(&cfg.bucket).map_err(|e| config_error("bucket", e.to_string()))?;
-                Ok(ResolvedEndpoint { provider: id.to_string(), endpoint })
+                endpoint
+                    .check_bucket(&cfg.bucket)
+                    .map_err(|e| config_error("bucket", e.to_string()))?;
+                Ok(ResolvedEndpoint {
+                    provider: id.to_string(),
+                    endpoint,
+                })
             }
-            Err(e) => Err(config_error(&convert::bounded(e.field, 128), convert::bounded(e.message, 2048))),
+            Err(e) => Err(config_error(
+                &convert::bounded(e.field, 128),
+                convert::bounded(e.message, 2048),
+            )),
         }
     }
 
@@ -479,7 +535,10 @@ impl PluginHost {
         let wcfg = convert::disk_config(cfg);
         let wep = convert::wit_endpoint(&resolved.endpoint);
         let prefix = cfg.option("sub_path").unwrap_or("");
-        match self.call(plugin, Call::Probe(&wcfg, &wep, prefix), Some(client.clone())).await? {
+        match self
+            .call(plugin, Call::Probe(&wcfg, &wep, prefix), Some(client.clone()))
+            .await?
+        {
             Answer::Probe(r) => Ok(convert::probe_report(r)),
             _ => unreachable!("probe answers probe"),
         }
@@ -525,7 +584,11 @@ impl PluginHost {
                 })?),
                 Err(field) => Err(field),
             };
-            out.push(ResolveExample { name: case.name, config, expect });
+            out.push(ResolveExample {
+                name: case.name,
+                config,
+                expect,
+            });
         }
         Ok(out)
     }
@@ -541,10 +604,14 @@ pub struct ResolveExample {
 }
 
 fn compile(engine: &Engine, file: &Path, bytes: &[u8]) -> Result<Component, PluginError> {
-    let component = super::pack::componentize(bytes)
-        .map_err(|e| PluginError::NotAPlugin { file: file.to_path_buf(), reason: e.to_string() })?;
-    Component::new(engine, &component)
-        .map_err(|e| PluginError::Compile { file: file.to_path_buf(), reason: format!("{e:#}") })
+    let component = super::pack::componentize(bytes).map_err(|e| PluginError::NotAPlugin {
+        file: file.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Component::new(engine, &component).map_err(|e| PluginError::Compile {
+        file: file.to_path_buf(),
+        reason: format!("{e:#}"),
+    })
 }
 
 /// Runs one call in a fresh store and instance, under the limits.
@@ -556,7 +623,11 @@ async fn run(
     client: Option<S3Client>,
 ) -> Result<Answer, PluginError> {
     let kind = call.kind();
-    let id = if plugin.info.id.is_empty() { plugin.info.file.display().to_string() } else { plugin.info.id.clone() };
+    let id = if plugin.info.id.is_empty() {
+        plugin.info.file.display().to_string()
+    } else {
+        plugin.info.id.clone()
+    };
     let mut store = Store::new(
         engine,
         CallState {
@@ -601,7 +672,10 @@ async fn run(
     };
     let error = match outcome {
         Some(Ok(answer)) => return Ok(answer),
-        None => PluginError::ProbeTimeout { plugin: id.clone(), limit: limits.probe_timeout },
+        None => PluginError::ProbeTimeout {
+            plugin: id.clone(),
+            limit: limits.probe_timeout,
+        },
         Some(Err(e)) => classify(&id, kind, limits, store.data().memory_hit, &e),
     };
     tracing::warn!(plugin = %id, call = %kind, error = %error, "provider plugin call failed");
@@ -610,7 +684,10 @@ async fn run(
         PluginStatus::Ok => 1,
         PluginStatus::Misbehaving { failures, .. } => failures + 1,
     };
-    *health = PluginStatus::Misbehaving { failures, last_error: error.to_string() };
+    *health = PluginStatus::Misbehaving {
+        failures,
+        last_error: error.to_string(),
+    };
     Err(error)
 }
 
@@ -618,20 +695,42 @@ fn classify(id: &str, call: CallKind, limits: &Limits, memory_hit: bool, e: &was
     let plugin = id.to_string();
     if let Some(abort) = e.downcast_ref::<Abort>() {
         return match abort {
-            Abort::Deadline => PluginError::Timeout { plugin, call, limit: limits.call_timeout },
-            Abort::ProbeBytes => PluginError::ProbeBytesLimit { plugin, limit: limits.probe_bytes },
-            Abort::ProbeRequests => PluginError::ProbeRequestLimit { plugin, limit: limits.probe_requests },
-            Abort::Forbidden(reason) => PluginError::Forbidden { plugin, call, reason: reason.clone() },
+            Abort::Deadline => PluginError::Timeout {
+                plugin,
+                call,
+                limit: limits.call_timeout,
+            },
+            Abort::ProbeBytes => PluginError::ProbeBytesLimit {
+                plugin,
+                limit: limits.probe_bytes,
+            },
+            Abort::ProbeRequests => PluginError::ProbeRequestLimit {
+                plugin,
+                limit: limits.probe_requests,
+            },
+            Abort::Forbidden(reason) => PluginError::Forbidden {
+                plugin,
+                call,
+                reason: reason.clone(),
+            },
         };
     }
     if memory_hit {
-        return PluginError::MemoryLimit { plugin, call, limit: limits.memory_bytes };
+        return PluginError::MemoryLimit {
+            plugin,
+            call,
+            limit: limits.memory_bytes,
+        };
     }
     let message = match e.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => trap.to_string(),
         None => format!("{e:#}").lines().next().unwrap_or_default().to_string(),
     };
-    PluginError::Trap { plugin, call, message: convert::bounded(message, 512) }
+    PluginError::Trap {
+        plugin,
+        call,
+        message: convert::bounded(message, 512),
+    }
 }
 
 #[cfg(test)]
@@ -647,23 +746,42 @@ mod tests {
 
     #[test]
     fn unreachable_endpoints_say_which_step_failed() {
-        let connect = |reason: &str| S3Error::Connect { operation: "Raw", host: "h".into(), reason: reason.into() };
+        let connect = |reason: &str| S3Error::Connect {
+            operation: "Raw",
+            host: "h".into(),
+            reason: reason.into(),
+        };
         assert_eq!(
-            kind(connect("client error (Connect): dns error: failed to lookup address information")),
+            kind(connect(
+                "client error (Connect): dns error: failed to lookup address information"
+            )),
             Some(wit::UnreachableKind::Dns)
         );
         assert_eq!(
             kind(connect("tcp connect error: Connection refused (os error 111)")),
             Some(wit::UnreachableKind::Connect)
         );
-        assert_eq!(kind(connect("invalid peer certificate: UnknownIssuer")), Some(wit::UnreachableKind::Tls));
+        assert_eq!(
+            kind(connect("invalid peer certificate: UnknownIssuer")),
+            Some(wit::UnreachableKind::Tls)
+        );
         assert_eq!(
             kind(connect("received corrupt message of type InvalidContentType")),
             Some(wit::UnreachableKind::Tls)
         );
-        let timeout = S3Error::Timeout { operation: "Raw", host: "h".into(), timeout: Duration::from_secs(3) };
+        let timeout = S3Error::Timeout {
+            operation: "Raw",
+            host: "h".into(),
+            timeout: Duration::from_secs(3),
+        };
         assert_eq!(kind(timeout), Some(wit::UnreachableKind::Timeout));
-        assert_eq!(kind(S3Error::InvalidResponse { operation: "Raw", reason: "x".into() }), None);
+        assert_eq!(
+            kind(S3Error::InvalidResponse {
+                operation: "Raw",
+                reason: "x".into()
+            }),
+            None
+        );
     }
 
     #[test]

@@ -245,9 +245,17 @@ pub enum PluginError {
     #[error("no provider plugin {id:?} is loaded (loaded: {})", known.join(", "))]
     UnknownProvider { id: String, known: Vec<String> },
     #[error("plugin {plugin:?}: {call} ran longer than its {limit:?} deadline")]
-    Timeout { plugin: String, call: CallKind, limit: Duration },
+    Timeout {
+        plugin: String,
+        call: CallKind,
+        limit: Duration,
+    },
     #[error("plugin {plugin:?}: {call} exceeded its {limit} byte memory cap")]
-    MemoryLimit { plugin: String, call: CallKind, limit: usize },
+    MemoryLimit {
+        plugin: String,
+        call: CallKind,
+        limit: usize,
+    },
     #[error("plugin {plugin:?}: probe tried to read more than {limit} bytes through the bucket import")]
     ProbeBytesLimit { plugin: String, limit: usize },
     #[error("plugin {plugin:?}: probe sent more than {limit} requests through the bucket import")]
@@ -255,11 +263,23 @@ pub enum PluginError {
     #[error("plugin {plugin:?}: probe timed out after {limit:?} (requests included)")]
     ProbeTimeout { plugin: String, limit: Duration },
     #[error("plugin {plugin:?}: {call} was stopped: {reason}")]
-    Forbidden { plugin: String, call: CallKind, reason: String },
+    Forbidden {
+        plugin: String,
+        call: CallKind,
+        reason: String,
+    },
     #[error("plugin {plugin:?}: {call} trapped: {message}")]
-    Trap { plugin: String, call: CallKind, message: String },
+    Trap {
+        plugin: String,
+        call: CallKind,
+        message: String,
+    },
     #[error("plugin {plugin:?}: {call} returned an invalid answer: {reason}")]
-    BadOutput { plugin: String, call: CallKind, reason: String },
+    BadOutput {
+        plugin: String,
+        call: CallKind,
+        reason: String,
+    },
 }
 
 impl PluginError {
@@ -286,7 +306,11 @@ pub enum ResolveError {
     /// The configuration is wrong: `field` (`bucket`, `endpoint`, `region`,
     /// `use_path_style`, `provider`, `options.<name>`) and why.
     #[error("{field}: {message}")]
-    Config { provider: Option<String>, field: String, message: String },
+    Config {
+        provider: Option<String>,
+        field: String,
+        message: String,
+    },
     /// The plugin failed (trap, deadline, invalid answer).
     #[error(transparent)]
     Plugin(#[from] PluginError),
@@ -334,7 +358,10 @@ pub fn default_cache_dir() -> PathBuf {
 
 /// Lists the `*.wasm` files directly inside `dir`, sorted by name.
 pub(crate) fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
-    let io = |source| PluginError::Io { path: dir.to_path_buf(), source };
+    let io = |source| PluginError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();

@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sigv4::http_request::{
-    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningInstructions, SigningSettings,
-    UriPathNormalizationMode,
+    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningInstructions,
+    SigningSettings, UriPathNormalizationMode,
 };
 use aws_sigv4::sign::v4;
 use bytes::Bytes;
@@ -136,7 +136,10 @@ impl Operation {
     /// Non-idempotent requests are retried only when they never left
     /// (connect failure) or the service explicitly refused them (503).
     fn idempotent(self) -> bool {
-        !matches!(self, Operation::CreateMultipartUpload | Operation::CompleteMultipartUpload | Operation::Raw)
+        !matches!(
+            self,
+            Operation::CreateMultipartUpload | Operation::CompleteMultipartUpload | Operation::Raw
+        )
     }
 
     fn index(self) -> usize {
@@ -167,7 +170,10 @@ pub struct StatsSnapshot {
 
 impl StatsSnapshot {
     pub fn requests(&self, op: Operation) -> u64 {
-        self.by_operation.iter().find(|(o, _, _)| *o == op).map_or(0, |(_, n, _)| *n)
+        self.by_operation
+            .iter()
+            .find(|(o, _, _)| *o == op)
+            .map_or(0, |(_, n, _)| *n)
     }
 }
 
@@ -176,7 +182,10 @@ pub enum Payload {
     Empty,
     Bytes(Bytes),
     /// A body of known length that can be sent only once: never retried.
-    Stream { len: u64, stream: BoxStream<'static, std::io::Result<Bytes>> },
+    Stream {
+        len: u64,
+        stream: BoxStream<'static, std::io::Result<Bytes>>,
+    },
 }
 
 impl Payload {
@@ -245,15 +254,28 @@ impl ByteStream {
             async move {
                 loop {
                     let frame = match tokio::time::timeout(read_timeout, body.frame()).await {
-                        Err(_) => return Err(S3Error::Timeout { operation: op.name(), host, timeout: read_timeout }),
+                        Err(_) => {
+                            return Err(S3Error::Timeout {
+                                operation: op.name(),
+                                host,
+                                timeout: read_timeout,
+                            })
+                        }
                         Ok(None) => return Ok(None),
                         Ok(Some(Err(e))) => {
-                            return Err(S3Error::Transport { operation: op.name(), host, reason: e.to_string() })
+                            return Err(S3Error::Transport {
+                                operation: op.name(),
+                                host,
+                                reason: e.to_string(),
+                            })
                         }
                         Ok(Some(Ok(f))) => f,
                     };
                     if let Ok(data) = frame.into_data() {
-                        stats.stats.bytes_received.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        stats
+                            .stats
+                            .bytes_received
+                            .fetch_add(data.len() as u64, Ordering::Relaxed);
                         return Ok(Some((data, body)));
                     }
                 }
@@ -387,7 +409,13 @@ impl S3Client {
         StatsSnapshot {
             by_operation: Operation::ALL
                 .iter()
-                .map(|op| (*op, s.requests[op.index()].load(Ordering::Relaxed), s.errors[op.index()].load(Ordering::Relaxed)))
+                .map(|op| {
+                    (
+                        *op,
+                        s.requests[op.index()].load(Ordering::Relaxed),
+                        s.errors[op.index()].load(Ordering::Relaxed),
+                    )
+                })
                 .collect(),
             retries: s.retries.load(Ordering::Relaxed),
             bytes_sent: s.bytes_sent.load(Ordering::Relaxed),
@@ -442,7 +470,10 @@ impl S3Client {
             call.query("start-after", s);
         }
         let body = self.send_for_body(call, RESULT_BODY_LIMIT).await?;
-        xml::parse_list(&body, v1).map_err(|reason| S3Error::InvalidResponse { operation: "ListObjects", reason })
+        xml::parse_list(&body, v1).map_err(|reason| S3Error::InvalidResponse {
+            operation: "ListObjects",
+            reason,
+        })
     }
 
     /// Every page under `prefix`, fetched one after the other as the stream is read.
@@ -491,7 +522,10 @@ impl S3Client {
         call.key = Some(key);
         if let Some(r) = &range {
             if r.end <= r.start {
-                return Err(S3Error::InvalidRequest { operation: "GetObject", reason: format!("empty range {r:?}") });
+                return Err(S3Error::InvalidRequest {
+                    operation: "GetObject",
+                    reason: format!("empty range {r:?}"),
+                });
             }
             call.header("range", format!("bytes={}-{}", r.start, r.end - 1));
         }
@@ -511,13 +545,22 @@ impl S3Client {
             (StatusCode::PARTIAL_CONTENT, Some((r, _))) => Some(r),
             _ => None,
         };
-        let body = ByteStream::new(resp.into_body(), self.inner.read_timeout, self.inner.clone(), Operation::GetObject);
+        let body = ByteStream::new(
+            resp.into_body(),
+            self.inner.read_timeout,
+            self.inner.clone(),
+            Operation::GetObject,
+        );
         Ok(GetObjectOutput { meta, range, body })
     }
 
     /// GetObject of a whole (small) object into memory, up to `limit` bytes.
     pub async fn get_object_bytes(&self, key: &str, range: Option<Range<u64>>, limit: usize) -> Result<Bytes, S3Error> {
-        self.get_object(key, range, None).await?.body.collect(limit, "GetObject").await
+        self.get_object(key, range, None)
+            .await?
+            .body
+            .collect(limit, "GetObject")
+            .await
     }
 
     /// PutObject; returns the new ETag.
@@ -532,7 +575,12 @@ impl S3Client {
 
     /// CopyObject within the bucket (objects up to 5 GiB; use
     /// [`S3Client::upload_part_copy`] beyond). Returns the new ETag.
-    pub async fn copy_object(&self, src_key: &str, dst_key: &str, opts: Option<&PutOptions>) -> Result<Option<String>, S3Error> {
+    pub async fn copy_object(
+        &self,
+        src_key: &str,
+        dst_key: &str,
+        opts: Option<&PutOptions>,
+    ) -> Result<Option<String>, S3Error> {
         let mut call = Call::new(Operation::CopyObject, Method::PUT);
         call.key = Some(dst_key);
         call.header("x-amz-copy-source", self.copy_source(src_key));
@@ -541,7 +589,10 @@ impl S3Client {
             put_headers(&mut call, o);
         }
         let body = self.send_for_body(call, RESULT_BODY_LIMIT).await?;
-        xml::parse_etag_result(&body).map_err(|reason| S3Error::InvalidResponse { operation: "CopyObject", reason })
+        xml::parse_etag_result(&body).map_err(|reason| S3Error::InvalidResponse {
+            operation: "CopyObject",
+            reason,
+        })
     }
 
     /// DeleteObject (succeeds for a missing key, as S3 does).
@@ -557,17 +608,26 @@ impl S3Client {
             return Ok(Vec::new());
         }
         if keys.len() > 1000 {
-            return Err(S3Error::InvalidRequest { operation: "DeleteObjects", reason: "more than 1000 keys".into() });
+            return Err(S3Error::InvalidRequest {
+                operation: "DeleteObjects",
+                reason: "more than 1000 keys".into(),
+            });
         }
         let body = xml::delete_objects_body(keys);
-        let md5 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, md5::Md5::digest(body.as_bytes()));
+        let md5 = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            md5::Md5::digest(body.as_bytes()),
+        );
         let mut call = Call::new(Operation::DeleteObjects, Method::POST);
         call.query("delete", "");
         call.header("content-md5", md5);
         call.header("content-type", "application/xml".into());
         call.payload = Payload::Bytes(body.into());
         let body = self.send_for_body(call, RESULT_BODY_LIMIT).await?;
-        xml::parse_delete_result(&body).map_err(|reason| S3Error::InvalidResponse { operation: "DeleteObjects", reason })
+        xml::parse_delete_result(&body).map_err(|reason| S3Error::InvalidResponse {
+            operation: "DeleteObjects",
+            reason,
+        })
     }
 
     // ---- multipart ----
@@ -579,11 +639,20 @@ impl S3Client {
         call.query("uploads", "");
         put_headers(&mut call, opts);
         let body = self.send_for_body(call, RESULT_BODY_LIMIT).await?;
-        xml::parse_upload_id(&body).map_err(|reason| S3Error::InvalidResponse { operation: "CreateMultipartUpload", reason })
+        xml::parse_upload_id(&body).map_err(|reason| S3Error::InvalidResponse {
+            operation: "CreateMultipartUpload",
+            reason,
+        })
     }
 
     /// UploadPart; returns the part's ETag.
-    pub async fn upload_part(&self, key: &str, upload_id: &str, part_number: u32, body: Payload) -> Result<CompletedPart, S3Error> {
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Payload,
+    ) -> Result<CompletedPart, S3Error> {
         let n = part_number.to_string();
         let mut call = Call::new(Operation::UploadPart, Method::PUT);
         call.key = Some(key);
@@ -613,11 +682,20 @@ impl S3Client {
         call.query("partNumber", &n);
         call.query("uploadId", upload_id);
         call.header("x-amz-copy-source", self.copy_source(src_key));
-        call.header("x-amz-copy-source-range", format!("bytes={}-{}", range.start, range.end.saturating_sub(1)));
+        call.header(
+            "x-amz-copy-source-range",
+            format!("bytes={}-{}", range.start, range.end.saturating_sub(1)),
+        );
         let body = self.send_for_body(call, RESULT_BODY_LIMIT).await?;
         let etag = xml::parse_etag_result(&body)
-            .map_err(|reason| S3Error::InvalidResponse { operation: "UploadPartCopy", reason })?
-            .ok_or_else(|| S3Error::InvalidResponse { operation: "UploadPartCopy", reason: "no ETag".into() })?;
+            .map_err(|reason| S3Error::InvalidResponse {
+                operation: "UploadPartCopy",
+                reason,
+            })?
+            .ok_or_else(|| S3Error::InvalidResponse {
+                operation: "UploadPartCopy",
+                reason: "no ETag".into(),
+            })?;
         Ok(CompletedPart { part_number, etag })
     }
 
@@ -634,7 +712,10 @@ impl S3Client {
         call.header("content-type", "application/xml".into());
         call.payload = Payload::Bytes(xml::complete_multipart_body(parts).into());
         let body = self.send_for_body(call, RESULT_BODY_LIMIT).await?;
-        xml::parse_etag_result(&body).map_err(|reason| S3Error::InvalidResponse { operation: "CompleteMultipartUpload", reason })
+        xml::parse_etag_result(&body).map_err(|reason| S3Error::InvalidResponse {
+            operation: "CompleteMultipartUpload",
+            reason,
+        })
     }
 
     /// AbortMultipartUpload.
@@ -646,7 +727,11 @@ impl S3Client {
     }
 
     /// One page of ListMultipartUploads under `prefix`.
-    pub async fn list_multipart_uploads(&self, prefix: &str, next: Option<(&str, &str)>) -> Result<UploadsPage, S3Error> {
+    pub async fn list_multipart_uploads(
+        &self,
+        prefix: &str,
+        next: Option<(&str, &str)>,
+    ) -> Result<UploadsPage, S3Error> {
         let mut call = Call::new(Operation::ListMultipartUploads, Method::GET);
         call.query("uploads", "");
         call.query("prefix", prefix);
@@ -655,7 +740,10 @@ impl S3Client {
             call.query("upload-id-marker", u);
         }
         let body = self.send_for_body(call, RESULT_BODY_LIMIT).await?;
-        xml::parse_uploads(&body).map_err(|reason| S3Error::InvalidResponse { operation: "ListMultipartUploads", reason })
+        xml::parse_uploads(&body).map_err(|reason| S3Error::InvalidResponse {
+            operation: "ListMultipartUploads",
+            reason,
+        })
     }
 
     // ---- raw (plugins) ----
@@ -669,7 +757,10 @@ impl S3Client {
             "GET" => Method::GET,
             "HEAD" => Method::HEAD,
             other => {
-                return Err(S3Error::InvalidRequest { operation: OP, reason: format!("method {other} not allowed (GET, HEAD only)") })
+                return Err(S3Error::InvalidRequest {
+                    operation: OP,
+                    reason: format!("method {other} not allowed (GET, HEAD only)"),
+                })
             }
         };
         let mut call = Call::new(Operation::Raw, method);
@@ -680,7 +771,10 @@ impl S3Client {
         for (k, v) in &req.headers {
             let lower = k.to_ascii_lowercase();
             if HOST_OWNED_HEADERS.contains(&lower.as_str()) {
-                return Err(S3Error::InvalidRequest { operation: OP, reason: format!("header {k} is set by the host") });
+                return Err(S3Error::InvalidRequest {
+                    operation: OP,
+                    reason: format!("header {k} is set by the host"),
+                });
             }
             call.header_named(&lower, v.clone())?;
         }
@@ -692,9 +786,14 @@ impl S3Client {
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect();
-        let body = ByteStream::new(resp.into_body(), self.inner.read_timeout, self.inner.clone(), Operation::Raw)
-            .collect(max_body, OP)
-            .await?;
+        let body = ByteStream::new(
+            resp.into_body(),
+            self.inner.read_timeout,
+            self.inner.clone(),
+            Operation::Raw,
+        )
+        .collect(max_body, OP)
+        .await?;
         Ok(RawResponse { status, headers, body })
     }
 
@@ -702,7 +801,10 @@ impl S3Client {
     /// HTTP client (curl, a browser) fetch one object without credentials.
     pub fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, S3Error> {
         let inner = &self.inner;
-        let signing = |reason: String| S3Error::Signing { operation: "PresignGet", reason };
+        let signing = |reason: String| S3Error::Signing {
+            operation: "PresignGet",
+            reason,
+        };
         let uri = inner.endpoint.request_uri(&inner.bucket, Some(key), &[]);
         let signable = SignableRequest::new("GET", uri.as_str(), std::iter::empty(), SignableBody::UnsignedPayload)
             .map_err(|e| signing(e.to_string()))?;
@@ -711,7 +813,10 @@ impl S3Client {
         settings.expires_in = Some(expires_in);
         settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
         let instructions = self.sign(signable, settings).map_err(signing)?;
-        let mut req = Request::builder().uri(uri).body(()).map_err(|e| signing(e.to_string()))?;
+        let mut req = Request::builder()
+            .uri(uri)
+            .body(())
+            .map_err(|e| signing(e.to_string()))?;
         instructions.apply_to_request_http1x(&mut req);
         Ok(req.uri().to_string())
     }
@@ -721,7 +826,12 @@ impl S3Client {
     /// Signs with the current credentials; the secret is only borrowed for
     /// the duration of the call.
     fn sign(&self, signable: SignableRequest<'_>, settings: SigningSettings) -> Result<SigningInstructions, String> {
-        let identity = self.inner.credentials.read().unwrap_or_else(|p| p.into_inner()).identity();
+        let identity = self
+            .inner
+            .credentials
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .identity();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(self.inner.endpoint.signing_region())
@@ -736,7 +846,11 @@ impl S3Client {
     }
 
     fn copy_source(&self, src_key: &str) -> String {
-        format!("/{}/{}", super::endpoint::encode_query(&self.inner.bucket), super::endpoint::encode_key(src_key))
+        format!(
+            "/{}/{}",
+            super::endpoint::encode_query(&self.inner.bucket),
+            super::endpoint::encode_key(src_key)
+        )
     }
 
     /// Sends and reads the (bounded) body of a successful response; a 200
@@ -749,7 +863,10 @@ impl S3Client {
             .await?;
         if let Some(source) = ServiceError::from_embedded(&body) {
             self.inner.stats.errors[op.index()].fetch_add(1, Ordering::Relaxed);
-            return Err(S3Error::Service { operation: op.name(), source });
+            return Err(S3Error::Service {
+                operation: op.name(),
+                source,
+            });
         }
         Ok(body)
     }
@@ -803,18 +920,45 @@ impl S3Client {
                     // A 503 means the service refused the request before acting on it.
                     let refused = status == StatusCode::SERVICE_UNAVAILABLE || source.code == "SlowDown";
                     let retry = source.is_retryable() && (op.idempotent() || refused);
-                    (S3Error::Service { operation: op.name(), source }, retry)
+                    (
+                        S3Error::Service {
+                            operation: op.name(),
+                            source,
+                        },
+                        retry,
+                    )
                 }
                 Ok(Err(e)) => {
                     let connect = e.is_connect();
                     let reason = error_chain(&e);
                     if connect {
-                        (S3Error::Connect { operation: op.name(), host: host.clone(), reason }, true)
+                        (
+                            S3Error::Connect {
+                                operation: op.name(),
+                                host: host.clone(),
+                                reason,
+                            },
+                            true,
+                        )
                     } else {
-                        (S3Error::Transport { operation: op.name(), host: host.clone(), reason }, op.idempotent())
+                        (
+                            S3Error::Transport {
+                                operation: op.name(),
+                                host: host.clone(),
+                                reason,
+                            },
+                            op.idempotent(),
+                        )
                     }
                 }
-                Err(_) => (S3Error::Timeout { operation: op.name(), host: host.clone(), timeout }, op.idempotent()),
+                Err(_) => (
+                    S3Error::Timeout {
+                        operation: op.name(),
+                        host: host.clone(),
+                        timeout,
+                    },
+                    op.idempotent(),
+                ),
             };
             let (error, retryable) = err;
             inner.stats.errors[op.index()].fetch_add(1, Ordering::Relaxed);
@@ -829,7 +973,13 @@ impl S3Client {
         }
     }
 
-    fn build_request(&self, call: &Call<'_>, uri: &str, body: BodySource, len: u64) -> Result<Request<RequestBody>, S3Error> {
+    fn build_request(
+        &self,
+        call: &Call<'_>,
+        uri: &str,
+        body: BodySource,
+        len: u64,
+    ) -> Result<Request<RequestBody>, S3Error> {
         let inner = &self.inner;
         let op = call.op.name();
         let signing = |reason: String| S3Error::Signing { operation: op, reason };
@@ -864,11 +1014,16 @@ impl S3Client {
             BodySource::Empty => Empty::new().map_err(|never| match never {}).boxed_unsync(),
             BodySource::Bytes(b) => Full::new(b).map_err(|never| match never {}).boxed_unsync(),
             BodySource::Stream(s) => {
-                let frames = s.map_ok(Frame::data).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
+                let frames = s
+                    .map_ok(Frame::data)
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
                 BodyExt::boxed_unsync(StreamBody::new(frames))
             }
         };
-        let mut req = req.body(body).map_err(|e| S3Error::InvalidRequest { operation: op, reason: e.to_string() })?;
+        let mut req = req.body(body).map_err(|e| S3Error::InvalidRequest {
+            operation: op,
+            reason: e.to_string(),
+        })?;
         instructions.apply_to_request_http1x(&mut req);
         Ok(req)
     }
@@ -902,7 +1057,15 @@ struct Call<'a> {
 
 impl<'a> Call<'a> {
     fn new(op: Operation, method: Method) -> Self {
-        Self { op, method, key: None, query: Vec::new(), headers: Vec::new(), payload: Payload::Empty, accept_any_status: false }
+        Self {
+            op,
+            method,
+            key: None,
+            query: Vec::new(),
+            headers: Vec::new(),
+            payload: Payload::Empty,
+            accept_any_status: false,
+        }
     }
 
     fn query(&mut self, k: &'a str, v: &str) {
@@ -917,7 +1080,10 @@ impl<'a> Call<'a> {
     }
 
     fn header_named(&mut self, name: &str, value: String) -> Result<(), S3Error> {
-        let bad = |reason: String| S3Error::InvalidRequest { operation: self.op.name(), reason };
+        let bad = |reason: String| S3Error::InvalidRequest {
+            operation: self.op.name(),
+            reason,
+        };
         let n = HeaderName::try_from(name).map_err(|e| bad(format!("header name {name:?}: {e}")))?;
         let v = HeaderValue::try_from(value).map_err(|e| bad(format!("header {name}: {e}")))?;
         self.headers.push((n, v));
@@ -932,7 +1098,10 @@ fn put_headers(call: &mut Call<'_>, opts: &PutOptions) {
         }
     }
     for (k, v) in &opts.metadata {
-        if let (Ok(n), Ok(v)) = (HeaderName::try_from(format!("x-amz-meta-{}", k.to_ascii_lowercase())), HeaderValue::try_from(v.as_str())) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::try_from(format!("x-amz-meta-{}", k.to_ascii_lowercase())),
+            HeaderValue::try_from(v.as_str()),
+        ) {
             call.headers.push((n, v));
         }
     }
@@ -947,7 +1116,10 @@ fn header_string(h: &HeaderMap, name: &str) -> Option<String> {
 
 fn meta_from_headers(h: &HeaderMap, total_size: Option<u64>) -> ObjectMeta {
     let size = total_size.unwrap_or_else(|| {
-        h.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+        h.get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     });
     let metadata = h
         .iter()
@@ -959,7 +1131,10 @@ fn meta_from_headers(h: &HeaderMap, total_size: Option<u64>) -> ObjectMeta {
     ObjectMeta {
         size,
         etag: header_string(h, "etag"),
-        last_modified: h.get("last-modified").and_then(|v| v.to_str().ok()).and_then(|v| httpdate_parse(v)),
+        last_modified: h
+            .get("last-modified")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate_parse(v)),
         content_type: header_string(h, "content-type"),
         metadata,
     }
@@ -983,9 +1158,11 @@ fn httpdate_parse(s: &str) -> Option<SystemTime> {
         return None;
     }
     let day: u64 = parts[1].parse().ok()?;
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| *m == parts[2])? as u64
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[2])? as u64
         + 1;
     let year: u64 = parts[3].parse().ok()?;
     let hms: Vec<u64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
@@ -1043,6 +1220,13 @@ mod tests {
     #[test]
     fn only_creates_and_completes_are_not_idempotent() {
         let non: Vec<_> = Operation::ALL.iter().filter(|o| !o.idempotent()).collect();
-        assert_eq!(non, [&Operation::CreateMultipartUpload, &Operation::CompleteMultipartUpload, &Operation::Raw]);
+        assert_eq!(
+            non,
+            [
+                &Operation::CreateMultipartUpload,
+                &Operation::CompleteMultipartUpload,
+                &Operation::Raw
+            ]
+        );
     }
 }

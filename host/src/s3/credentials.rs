@@ -12,7 +12,11 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    pub fn new(access_key_id: impl Into<String>, secret_access_key: impl Into<String>, session_token: Option<String>) -> Self {
+    pub fn new(
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+        session_token: Option<String>,
+    ) -> Self {
         Self {
             inner: aws_credential_types::Credentials::new(
                 access_key_id,

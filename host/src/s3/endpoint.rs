@@ -94,11 +94,16 @@ pub enum EndpointError {
 impl Endpoint {
     /// Parses `url` (`http(s)://host[:port][/base]`) into an endpoint.
     pub fn new(url: &str, signing_region: &str, addressing: Addressing) -> Result<Self, EndpointError> {
-        let malformed = |reason: &str| EndpointError::Malformed { url: url.to_string(), reason: reason.to_string() };
+        let malformed = |reason: &str| EndpointError::Malformed {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
         if url.contains(['?', '#', '@']) {
             return Err(EndpointError::Extra { url: url.to_string() });
         }
-        let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| malformed(&e.to_string()))?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| malformed(&e.to_string()))?;
         let scheme = uri.scheme().cloned().ok_or_else(|| malformed("no scheme"))?;
         if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
             return Err(EndpointError::Scheme { url: url.to_string() });
@@ -170,7 +175,9 @@ impl Endpoint {
     /// Checks that `bucket` can be addressed with this endpoint.
     pub fn check_bucket(&self, bucket: &str) -> Result<(), EndpointError> {
         if self.addressing == Addressing::VirtualHosted && !is_dns_label(bucket) {
-            return Err(EndpointError::NotDnsSafe { bucket: bucket.to_string() });
+            return Err(EndpointError::NotDnsSafe {
+                bucket: bucket.to_string(),
+            });
         }
         Ok(())
     }
@@ -219,7 +226,9 @@ fn is_flag_param(k: &str) -> bool {
 fn is_dns_label(bucket: &str) -> bool {
     !bucket.is_empty()
         && bucket.len() <= 63
-        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !bucket.starts_with('-')
         && !bucket.ends_with('-')
 }
@@ -263,7 +272,10 @@ mod tests {
             ep.request_uri("bkt", None, &[("list-type", "2"), ("prefix", "a/b c")]),
             "https://bkt.s3.example.test/?list-type=2&prefix=a%2Fb%20c"
         );
-        assert_eq!(ep.request_uri("bkt", None, &[("uploads", "")]), "https://bkt.s3.example.test/?uploads");
+        assert_eq!(
+            ep.request_uri("bkt", None, &[("uploads", "")]),
+            "https://bkt.s3.example.test/?uploads"
+        );
     }
 
     #[test]
@@ -275,10 +287,22 @@ mod tests {
 
     #[test]
     fn bad_endpoints_are_refused() {
-        assert!(matches!(Endpoint::new("ftp://x", "r", Addressing::Path), Err(EndpointError::Scheme { .. })));
-        assert!(matches!(Endpoint::new("s3.example", "r", Addressing::Path), Err(EndpointError::Malformed { .. })));
-        assert!(matches!(Endpoint::new("http://u:p@x", "r", Addressing::Path), Err(EndpointError::Extra { .. })));
-        assert!(matches!(Endpoint::new("http://x", " ", Addressing::Path), Err(EndpointError::EmptyRegion)));
+        assert!(matches!(
+            Endpoint::new("ftp://x", "r", Addressing::Path),
+            Err(EndpointError::Scheme { .. })
+        ));
+        assert!(matches!(
+            Endpoint::new("s3.example", "r", Addressing::Path),
+            Err(EndpointError::Malformed { .. })
+        ));
+        assert!(matches!(
+            Endpoint::new("http://u:p@x", "r", Addressing::Path),
+            Err(EndpointError::Extra { .. })
+        ));
+        assert!(matches!(
+            Endpoint::new("http://x", " ", Addressing::Path),
+            Err(EndpointError::EmptyRegion)
+        ));
     }
 
     #[test]

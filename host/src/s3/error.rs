@@ -66,13 +66,20 @@ impl ServiceError {
             .and_then(|s| quick_xml::de::from_str(s).ok())
             .unwrap_or_default();
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let code = if doc.code.is_empty() { code_for_status(status).to_string() } else { doc.code };
+        let code = if doc.code.is_empty() {
+            code_for_status(status).to_string()
+        } else {
+            doc.code
+        };
         Self {
             status: status.as_u16(),
             code,
             message: doc.message,
             request_id: doc.request_id.or_else(|| header("x-amz-request-id")),
-            region: doc.region.filter(|r| !r.is_empty()).or_else(|| header("x-amz-bucket-region")),
+            region: doc
+                .region
+                .filter(|r| !r.is_empty())
+                .or_else(|| header("x-amz-bucket-region")),
             endpoint: doc.endpoint,
         }
     }
@@ -88,7 +95,11 @@ impl ServiceError {
         if !after_decl.starts_with("<Error>") {
             return None;
         }
-        Some(Self::from_response(StatusCode::INTERNAL_SERVER_ERROR, &HeaderMap::new(), body))
+        Some(Self::from_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &HeaderMap::new(),
+            body,
+        ))
     }
 
     /// The object or bucket does not exist.
@@ -113,7 +124,10 @@ impl ServiceError {
     pub fn is_wrong_region(&self) -> bool {
         matches!(
             self.code.as_str(),
-            "AuthorizationHeaderMalformed" | "PermanentRedirect" | "IncorrectEndpoint" | "IllegalLocationConstraintException"
+            "AuthorizationHeaderMalformed"
+                | "PermanentRedirect"
+                | "IncorrectEndpoint"
+                | "IllegalLocationConstraintException"
         ) || (self.status == 301)
     }
 
@@ -132,7 +146,12 @@ impl ServiceError {
             || self.status == 429
             || matches!(
                 self.code.as_str(),
-                "SlowDown" | "RequestTimeout" | "RequestTimeTooSkewed" | "InternalError" | "ServiceUnavailable" | "Throttling"
+                "SlowDown"
+                    | "RequestTimeout"
+                    | "RequestTimeTooSkewed"
+                    | "InternalError"
+                    | "ServiceUnavailable"
+                    | "Throttling"
             )
     }
 }
@@ -163,11 +182,23 @@ pub enum S3Error {
         source: ServiceError,
     },
     #[error("{operation}: could not connect to {host}: {reason}")]
-    Connect { operation: &'static str, host: String, reason: String },
+    Connect {
+        operation: &'static str,
+        host: String,
+        reason: String,
+    },
     #[error("{operation}: no response from {host} within {timeout:?}")]
-    Timeout { operation: &'static str, host: String, timeout: Duration },
+    Timeout {
+        operation: &'static str,
+        host: String,
+        timeout: Duration,
+    },
     #[error("{operation}: connection to {host} failed: {reason}")]
-    Transport { operation: &'static str, host: String, reason: String },
+    Transport {
+        operation: &'static str,
+        host: String,
+        reason: String,
+    },
     #[error("{operation}: could not read the response: {reason}")]
     InvalidResponse { operation: &'static str, reason: String },
     #[error("{operation}: could not sign the request: {reason}")]

@@ -14,8 +14,8 @@ mod transport;
 mod xml;
 
 pub use client::{
-    ByteStream, ClientBuildError, ClientConfig, GetObjectOutput, HOST_OWNED_HEADERS, ObjectMeta, Operation, Payload, PutOptions, RawRequest,
-    RawResponse, S3Client, StatsSnapshot,
+    ByteStream, ClientBuildError, ClientConfig, GetObjectOutput, ObjectMeta, Operation, Payload, PutOptions,
+    RawRequest, RawResponse, S3Client, StatsSnapshot, HOST_OWNED_HEADERS,
 };
 pub use credentials::Credentials;
 pub use endpoint::{encode_key, Addressing, Endpoint, EndpointError, Quirks};

@@ -113,7 +113,10 @@ pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector<PolicyResolver>
 /// Builds the pooled HTTP(S) client.
 pub(crate) fn build_client(cfg: &TransportConfig) -> Result<HttpClient, TransportError> {
     let tls = tls_config(cfg.extra_ca_file.as_deref())?;
-    let resolver = PolicyResolver { overrides: Arc::new(cfg.resolve.clone()), policy: cfg.policy.clone() };
+    let resolver = PolicyResolver {
+        overrides: Arc::new(cfg.resolve.clone()),
+        policy: cfg.policy.clone(),
+    };
     let mut http = HttpConnector::new_with_resolver(resolver);
     http.enforce_http(false);
     http.set_connect_timeout(Some(cfg.connect_timeout));
@@ -133,15 +136,23 @@ pub(crate) fn build_client(cfg: &TransportConfig) -> Result<HttpClient, Transpor
 fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, TransportError> {
     let mut roots = platform_roots().clone();
     if let Some(path) = extra_ca {
-        let pem = std::fs::read(path).map_err(|source| TransportError::CaFile { path: path.to_path_buf(), source })?;
+        let pem = std::fs::read(path).map_err(|source| TransportError::CaFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut added = 0;
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.map_err(|source| TransportError::CaFile { path: path.to_path_buf(), source })?;
+            let cert = cert.map_err(|source| TransportError::CaFile {
+                path: path.to_path_buf(),
+                source,
+            })?;
             roots.add(cert).map_err(|e| TransportError::Tls(e.to_string()))?;
             added += 1;
         }
         if added == 0 {
-            return Err(TransportError::CaFileEmpty { path: path.to_path_buf() });
+            return Err(TransportError::CaFileEmpty {
+                path: path.to_path_buf(),
+            });
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -203,7 +214,10 @@ impl tower_service::Service<Name> for PolicyResolver {
                 Some(ip) => vec![SocketAddr::new(ip, 0)],
                 None => tokio::net::lookup_host((host.as_str(), 0))
                     .await
-                    .map_err(|source| ResolveError::Lookup { host: host.clone(), source })?
+                    .map_err(|source| ResolveError::Lookup {
+                        host: host.clone(),
+                        source,
+                    })?
                     .collect(),
             };
             if addrs.is_empty() {

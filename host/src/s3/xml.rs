@@ -104,7 +104,11 @@ pub fn parse_list(body: &[u8], v1: bool) -> Result<ListPage, String> {
     } else {
         doc.next_continuation_token
     };
-    Ok(ListPage { objects, prefixes, next_token })
+    Ok(ListPage {
+        objects,
+        prefixes,
+        next_token,
+    })
 }
 
 #[derive(Deserialize)]
@@ -197,7 +201,11 @@ pub fn parse_delete_result(body: &[u8]) -> Result<Vec<DeleteFailure>, String> {
     Ok(doc
         .errors
         .into_iter()
-        .map(|e| DeleteFailure { key: e.key, code: e.code, message: e.message })
+        .map(|e| DeleteFailure {
+            key: e.key,
+            code: e.code,
+            message: e.message,
+        })
         .collect())
 }
 
@@ -244,7 +252,10 @@ pub fn parse_uploads(body: &[u8]) -> Result<UploadsPage, String> {
     let doc: ListMultipartUploadsResult =
         quick_xml::de::from_str(text).map_err(|e| format!("bad ListMultipartUploadsResult: {e}"))?;
     let next = if doc.is_truncated {
-        Some((doc.next_key_marker.unwrap_or_default(), doc.next_upload_id_marker.unwrap_or_default()))
+        Some((
+            doc.next_key_marker.unwrap_or_default(),
+            doc.next_upload_id_marker.unwrap_or_default(),
+        ))
     } else {
         None
     };
@@ -252,7 +263,11 @@ pub fn parse_uploads(body: &[u8]) -> Result<UploadsPage, String> {
         uploads: doc
             .upload
             .into_iter()
-            .map(|u| UploadInfo { key: u.key, upload_id: u.upload_id, initiated: u.initiated })
+            .map(|u| UploadInfo {
+                key: u.key,
+                upload_id: u.upload_id,
+                initiated: u.initiated,
+            })
             .collect(),
         next,
     })
@@ -306,7 +321,10 @@ mod tests {
             delete_objects_body(&["a&<b>".into()]),
             "<Delete><Quiet>true</Quiet><Object><Key>a&amp;&lt;b&gt;</Key></Object></Delete>"
         );
-        let parts = [CompletedPart { part_number: 1, etag: "\"x\"".into() }];
+        let parts = [CompletedPart {
+            part_number: 1,
+            etag: "\"x\"".into(),
+        }];
         assert!(complete_multipart_body(&parts).contains("<ETag>&quot;x&quot;</ETag>"));
     }
 

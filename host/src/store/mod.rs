@@ -142,7 +142,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn list_disks(&self, tenant: &str, page: Page) -> Result<(Vec<DiskRecord>, u64), StoreError>;
     fn sealed_credentials(&self, tenant: &str, disk_id: &str) -> Result<Option<SealedCredentials>, StoreError>;
     /// Replaces the sealed credentials (`NotFound`, `StaleKeyVersion`).
-    fn replace_credentials(&self, tenant: &str, disk_id: &str, creds: &SealedCredentials, now_ms: i64) -> Result<(), StoreError>;
+    fn replace_credentials(
+        &self,
+        tenant: &str,
+        disk_id: &str,
+        creds: &SealedCredentials,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
     /// Deletes the disk and its credentials (`NotFound`, `Attached`).
     fn delete_disk(&self, tenant: &str, disk_id: &str) -> Result<(), StoreError>;
 
@@ -176,7 +182,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// `Conflict` if the mount path of that sandbox is in use; `NotFound`
     /// if the sandbox or disk is not the tenant's.
     fn create_attachment(&self, attachment: &AttachmentRecord) -> Result<(), StoreError>;
-    fn list_attachments(&self, tenant: &str, sandbox_id: &str, page: Page) -> Result<(Vec<AttachmentRecord>, u64), StoreError>;
+    fn list_attachments(
+        &self,
+        tenant: &str,
+        sandbox_id: &str,
+        page: Page,
+    ) -> Result<(Vec<AttachmentRecord>, u64), StoreError>;
     fn set_attachment_status(
         &self,
         tenant: &str,
@@ -185,7 +196,13 @@ pub trait Store: Send + Sync + fmt::Debug {
         status: &str,
         error: Option<&str>,
     ) -> Result<(), StoreError>;
-    fn delete_attachment(&self, tenant: &str, sandbox_id: &str, disk_id: &str, mount_path: &str) -> Result<(), StoreError>;
+    fn delete_attachment(
+        &self,
+        tenant: &str,
+        sandbox_id: &str,
+        disk_id: &str,
+        mount_path: &str,
+    ) -> Result<(), StoreError>;
     /// Every attachment of every tenant (re-attach after a restart).
     fn all_attachments(&self) -> Result<Vec<AttachmentRecord>, StoreError>;
 }

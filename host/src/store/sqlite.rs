@@ -104,7 +104,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,12 +124,15 @@ const FOREIGN_KEY: i32 = rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY;
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10)).map_err(db_err)?;
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;").map_err(db_err)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+        .map_err(db_err)?;
     Ok(())
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl SqliteStore {
@@ -135,7 +140,8 @@ impl SqliteStore {
     /// WAL and runs pending migrations.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(format!("creating {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Database(format!("creating {}: {e}", dir.display())))?;
         }
         if !path.exists() {
             // SQLite gives its -wal and -shm files the database file's mode.
@@ -160,7 +166,12 @@ impl SqliteStore {
                 Ok(Mutex::new(c))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Self { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0), path: path.display().to_string() })
+        Ok(Self {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            path: path.display().to_string(),
+        })
     }
 
     fn writer(&self) -> MutexGuard<'_, Connection> {
@@ -182,21 +193,37 @@ impl SqliteStore {
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT;")
         .map_err(db_err)?;
-    let current: u32 =
-        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0)).map_err(db_err)?;
+    let current: u32 = conn
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .map_err(db_err)?;
     if current > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew { found: current, known: SCHEMA_VERSION });
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known: SCHEMA_VERSION,
+        });
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
         // Another process may have migrated meanwhile.
         let done: bool = tx
-            .query_row("SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)", [version], |r| r.get(0))
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [version],
+                |r| r.get(0),
+            )
             .map_err(db_err)?;
         if !done {
-            tx.execute_batch(sql).map_err(|e| StoreError::Database(format!("migration {version}: {e}")))?;
-            tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, now_ms()])
-                .map_err(db_err)?;
+            tx.execute_batch(sql)
+                .map_err(|e| StoreError::Database(format!("migration {version}: {e}")))?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, now_ms()],
+            )
+            .map_err(db_err)?;
         }
         tx.commit().map_err(db_err)?;
         tracing::debug!(version, "applied schema migration");
@@ -204,14 +231,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-const DISK_COLUMNS: &str = "id, tenant_id, name, kind, bucket, endpoint, region, use_path_style, provider_requested, options, \
+const DISK_COLUMNS: &str =
+    "id, tenant_id, name, kind, bucket, endpoint, region, use_path_style, provider_requested, options, \
      provider, resolved_region, resolved_path_style, created_at, updated_at";
 
 fn disk_from_row(r: &Row<'_>) -> rusqlite::Result<DiskRecord> {
     let options: String = r.get(9)?;
-    let options: Vec<(String, String)> = serde_json::from_str(&options).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(9, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    let options: Vec<(String, String)> = serde_json::from_str(&options)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(9, rusqlite::types::Type::Text, Box::new(e)))?;
     Ok(DiskRecord {
         id: r.get(0)?,
         tenant: r.get(1)?,
@@ -265,8 +292,12 @@ fn attachment_from_row(r: &Row<'_>) -> rusqlite::Result<AttachmentRecord> {
 
 /// Refuses a seal made under a key version older than the current one.
 fn check_key_version(tx: &rusqlite::Transaction<'_>, sealed: u32) -> Result<(), StoreError> {
-    let current: Option<u32> =
-        tx.query_row("SELECT current_version FROM vault_state WHERE singleton = 1", [], |r| r.get(0)).optional().map_err(db_err)?;
+    let current: Option<u32> = tx
+        .query_row("SELECT current_version FROM vault_state WHERE singleton = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(db_err)?;
     match current {
         Some(current) if current != sealed => Err(StoreError::StaleKeyVersion { sealed, current }),
         _ => Ok(()),
@@ -274,7 +305,11 @@ fn check_key_version(tx: &rusqlite::Transaction<'_>, sealed: u32) -> Result<(), 
 }
 
 fn ensure_tenant(tx: &rusqlite::Transaction<'_>, tenant: &str) -> Result<(), StoreError> {
-    tx.execute("INSERT OR IGNORE INTO tenants (id, created_at) VALUES (?1, ?2)", params![tenant, now_ms()]).map_err(db_err)?;
+    tx.execute(
+        "INSERT OR IGNORE INTO tenants (id, created_at) VALUES (?1, ?2)",
+        params![tenant, now_ms()],
+    )
+    .map_err(db_err)?;
     Ok(())
 }
 
@@ -291,7 +326,9 @@ impl Store for SqliteStore {
     fn create_disk(&self, d: &DiskRecord, creds: &SealedCredentials) -> Result<(), StoreError> {
         let options = serde_json::to_string(&d.spec.options).map_err(|e| StoreError::Database(e.to_string()))?;
         let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
         check_key_version(&tx, creds.key_version)?;
         ensure_tenant(&tx, &d.tenant)?;
         let inserted = tx.execute(
@@ -331,7 +368,9 @@ impl Store for SqliteStore {
     fn find_disk(&self, tenant: &str, id_or_name: &str) -> Result<Option<DiskRecord>, StoreError> {
         let col = id_or_name_column(id_or_name, "disk_");
         self.reader()
-            .prepare_cached(&format!("SELECT {DISK_COLUMNS} FROM disks WHERE tenant_id = ?1 AND {col} = ?2"))
+            .prepare_cached(&format!(
+                "SELECT {DISK_COLUMNS} FROM disks WHERE tenant_id = ?1 AND {col} = ?2"
+            ))
             .and_then(|mut s| s.query_row(params![tenant, id_or_name], disk_from_row).optional())
             .map_err(db_err)
     }
@@ -339,14 +378,18 @@ impl Store for SqliteStore {
     fn list_disks(&self, tenant: &str, page: Page) -> Result<(Vec<DiskRecord>, u64), StoreError> {
         let mut conn = self.reader();
         let tx = conn.transaction().map_err(db_err)?;
-        let total: u64 =
-            tx.query_row("SELECT COUNT(*) FROM disks WHERE tenant_id = ?1", [tenant], |r| r.get(0)).map_err(db_err)?;
+        let total: u64 = tx
+            .query_row("SELECT COUNT(*) FROM disks WHERE tenant_id = ?1", [tenant], |r| {
+                r.get(0)
+            })
+            .map_err(db_err)?;
         let rows = tx
             .prepare_cached(&format!(
                 "SELECT {DISK_COLUMNS} FROM disks WHERE tenant_id = ?1 ORDER BY created_at, id LIMIT ?2 OFFSET ?3"
             ))
             .and_then(|mut s| {
-                s.query_map(params![tenant, page.limit, page.offset as i64], disk_from_row)?.collect::<Result<Vec<_>, _>>()
+                s.query_map(params![tenant, page.limit, page.offset as i64], disk_from_row)?
+                    .collect::<Result<Vec<_>, _>>()
             })
             .map_err(db_err)?;
         drop(tx);
@@ -359,18 +402,34 @@ impl Store for SqliteStore {
                 "SELECT c.key_version, c.sealed FROM disk_credentials c JOIN disks d ON d.id = c.disk_id \
                  WHERE d.tenant_id = ?1 AND d.id = ?2",
                 params![tenant, disk_id],
-                |r| Ok(SealedCredentials { key_version: r.get(0)?, blob: r.get(1)? }),
+                |r| {
+                    Ok(SealedCredentials {
+                        key_version: r.get(0)?,
+                        blob: r.get(1)?,
+                    })
+                },
             )
             .optional()
             .map_err(db_err)
     }
 
-    fn replace_credentials(&self, tenant: &str, disk_id: &str, creds: &SealedCredentials, now: i64) -> Result<(), StoreError> {
+    fn replace_credentials(
+        &self,
+        tenant: &str,
+        disk_id: &str,
+        creds: &SealedCredentials,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
         check_key_version(&tx, creds.key_version)?;
         let n = tx
-            .execute("UPDATE disks SET updated_at = ?3 WHERE tenant_id = ?1 AND id = ?2", params![tenant, disk_id, now])
+            .execute(
+                "UPDATE disks SET updated_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, disk_id, now],
+            )
             .map_err(db_err)?;
         if n == 0 {
             return Err(StoreError::NotFound);
@@ -385,16 +444,25 @@ impl Store for SqliteStore {
 
     fn delete_disk(&self, tenant: &str, disk_id: &str) -> Result<(), StoreError> {
         let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
         let attached: u64 = tx
-            .query_row("SELECT COUNT(*) FROM attachments WHERE tenant_id = ?1 AND disk_id = ?2", params![tenant, disk_id], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COUNT(*) FROM attachments WHERE tenant_id = ?1 AND disk_id = ?2",
+                params![tenant, disk_id],
+                |r| r.get(0),
+            )
             .map_err(db_err)?;
         if attached > 0 {
             return Err(StoreError::Attached(attached));
         }
-        let n = tx.execute("DELETE FROM disks WHERE tenant_id = ?1 AND id = ?2", params![tenant, disk_id]).map_err(db_err)?;
+        let n = tx
+            .execute(
+                "DELETE FROM disks WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, disk_id],
+            )
+            .map_err(db_err)?;
         if n == 0 {
             return Err(StoreError::NotFound);
         }
@@ -408,12 +476,22 @@ impl Store for SqliteStore {
 
     fn init_vault(&self, version: u32, check: &[u8]) -> Result<VaultState, StoreError> {
         let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
         if let Some(state) = read_vault_state(&tx)? {
             return Ok(state);
         }
-        tx.execute("INSERT INTO vault_state (singleton, current_version) VALUES (1, ?1)", [version]).map_err(db_err)?;
-        tx.execute("INSERT INTO vault_key_checks (version, checks) VALUES (?1, ?2)", params![version, check]).map_err(db_err)?;
+        tx.execute(
+            "INSERT INTO vault_state (singleton, current_version) VALUES (1, ?1)",
+            [version],
+        )
+        .map_err(db_err)?;
+        tx.execute(
+            "INSERT INTO vault_key_checks (version, checks) VALUES (?1, ?2)",
+            params![version, check],
+        )
+        .map_err(db_err)?;
         let state = read_vault_state(&tx)?.ok_or_else(|| StoreError::Database("vault state vanished".into()))?;
         tx.commit().map_err(db_err)?;
         Ok(state)
@@ -426,7 +504,9 @@ impl Store for SqliteStore {
         reseal: &mut dyn FnMut(&str, &str, &SealedCredentials) -> Result<SealedCredentials, VaultError>,
     ) -> Result<usize, StoreError> {
         let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
         let rows: Vec<(String, String, SealedCredentials)> = tx
             .prepare(
                 "SELECT d.tenant_id, d.id, c.key_version, c.sealed FROM disk_credentials c JOIN disks d ON d.id = c.disk_id ORDER BY d.id",
@@ -438,7 +518,10 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
         let now = now_ms();
         for (tenant, disk_id, sealed) in &rows {
-            let new = reseal(tenant, disk_id, sealed).map_err(|source| StoreError::Reseal { disk_id: disk_id.clone(), source })?;
+            let new = reseal(tenant, disk_id, sealed).map_err(|source| StoreError::Reseal {
+                disk_id: disk_id.clone(),
+                source,
+            })?;
             tx.execute(
                 "UPDATE disk_credentials SET key_version = ?2, sealed = ?3, updated_at = ?4 WHERE disk_id = ?1",
                 params![disk_id, new.key_version, new.blob, now],
@@ -452,15 +535,20 @@ impl Store for SqliteStore {
         )
         .map_err(db_err)?;
         tx.execute("DELETE FROM vault_key_checks", []).map_err(db_err)?;
-        tx.execute("INSERT INTO vault_key_checks (version, checks) VALUES (?1, ?2)", params![new_version, check])
-            .map_err(db_err)?;
+        tx.execute(
+            "INSERT INTO vault_key_checks (version, checks) VALUES (?1, ?2)",
+            params![new_version, check],
+        )
+        .map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(rows.len())
     }
 
     fn create_sandbox(&self, s: &SandboxRecord) -> Result<(), StoreError> {
         let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
         ensure_tenant(&tx, &s.tenant)?;
         match tx.execute(
             &format!("INSERT INTO sandboxes ({SANDBOX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
@@ -477,7 +565,9 @@ impl Store for SqliteStore {
     fn find_sandbox(&self, tenant: &str, id_or_name: &str) -> Result<Option<SandboxRecord>, StoreError> {
         let col = id_or_name_column(id_or_name, "sb_");
         self.reader()
-            .prepare_cached(&format!("SELECT {SANDBOX_COLUMNS} FROM sandboxes WHERE tenant_id = ?1 AND {col} = ?2"))
+            .prepare_cached(&format!(
+                "SELECT {SANDBOX_COLUMNS} FROM sandboxes WHERE tenant_id = ?1 AND {col} = ?2"
+            ))
             .and_then(|mut s| s.query_row(params![tenant, id_or_name], sandbox_from_row).optional())
             .map_err(db_err)
     }
@@ -485,8 +575,11 @@ impl Store for SqliteStore {
     fn list_sandboxes(&self, tenant: &str, page: Page) -> Result<(Vec<SandboxRecord>, u64), StoreError> {
         let mut conn = self.reader();
         let tx = conn.transaction().map_err(db_err)?;
-        let total: u64 =
-            tx.query_row("SELECT COUNT(*) FROM sandboxes WHERE tenant_id = ?1", [tenant], |r| r.get(0)).map_err(db_err)?;
+        let total: u64 = tx
+            .query_row("SELECT COUNT(*) FROM sandboxes WHERE tenant_id = ?1", [tenant], |r| {
+                r.get(0)
+            })
+            .map_err(db_err)?;
         let rows = tx
             .prepare_cached(&format!(
                 "SELECT {SANDBOX_COLUMNS} FROM sandboxes WHERE tenant_id = ?1 ORDER BY created_at, id LIMIT ?2 OFFSET ?3"
@@ -502,7 +595,10 @@ impl Store for SqliteStore {
     fn set_sandbox_status(&self, tenant: &str, sandbox_id: &str, status: &str) -> Result<(), StoreError> {
         let n = self
             .writer()
-            .execute("UPDATE sandboxes SET status = ?3 WHERE tenant_id = ?1 AND id = ?2", params![tenant, sandbox_id, status])
+            .execute(
+                "UPDATE sandboxes SET status = ?3 WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, sandbox_id, status],
+            )
             .map_err(db_err)?;
         if n == 0 {
             return Err(StoreError::NotFound);
@@ -513,7 +609,10 @@ impl Store for SqliteStore {
     fn delete_sandbox(&self, tenant: &str, sandbox_id: &str) -> Result<(), StoreError> {
         let n = self
             .writer()
-            .execute("DELETE FROM sandboxes WHERE tenant_id = ?1 AND id = ?2", params![tenant, sandbox_id])
+            .execute(
+                "DELETE FROM sandboxes WHERE tenant_id = ?1 AND id = ?2",
+                params![tenant, sandbox_id],
+            )
             .map_err(db_err)?;
         if n == 0 {
             return Err(StoreError::NotFound);
@@ -545,7 +644,12 @@ impl Store for SqliteStore {
         }
     }
 
-    fn list_attachments(&self, tenant: &str, sandbox_id: &str, page: Page) -> Result<(Vec<AttachmentRecord>, u64), StoreError> {
+    fn list_attachments(
+        &self,
+        tenant: &str,
+        sandbox_id: &str,
+        page: Page,
+    ) -> Result<(Vec<AttachmentRecord>, u64), StoreError> {
         let mut conn = self.reader();
         let tx = conn.transaction().map_err(db_err)?;
         let total: u64 = tx
@@ -561,8 +665,11 @@ impl Store for SqliteStore {
                  ORDER BY created_at, mount_path LIMIT ?3 OFFSET ?4"
             ))
             .and_then(|mut s| {
-                s.query_map(params![tenant, sandbox_id, page.limit, page.offset as i64], attachment_from_row)?
-                    .collect::<Result<Vec<_>, _>>()
+                s.query_map(
+                    params![tenant, sandbox_id, page.limit, page.offset as i64],
+                    attachment_from_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()
             })
             .map_err(db_err)?;
         drop(tx);
@@ -590,7 +697,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn delete_attachment(&self, tenant: &str, sandbox_id: &str, disk_id: &str, mount_path: &str) -> Result<(), StoreError> {
+    fn delete_attachment(
+        &self,
+        tenant: &str,
+        sandbox_id: &str,
+        disk_id: &str,
+        mount_path: &str,
+    ) -> Result<(), StoreError> {
         let n = self
             .writer()
             .execute(
@@ -606,7 +719,9 @@ impl Store for SqliteStore {
 
     fn all_attachments(&self) -> Result<Vec<AttachmentRecord>, StoreError> {
         self.reader()
-            .prepare(&format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments ORDER BY created_at"))
+            .prepare(&format!(
+                "SELECT {ATTACHMENT_COLUMNS} FROM attachments ORDER BY created_at"
+            ))
             .and_then(|mut s| s.query_map([], attachment_from_row)?.collect())
             .map_err(db_err)
     }
@@ -614,15 +729,22 @@ impl Store for SqliteStore {
 
 fn read_vault_state(conn: &Connection) -> Result<Option<VaultState>, StoreError> {
     let current: Option<u32> = conn
-        .query_row("SELECT current_version FROM vault_state WHERE singleton = 1", [], |r| r.get(0))
+        .query_row("SELECT current_version FROM vault_state WHERE singleton = 1", [], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(db_err)?;
-    let Some(current_version) = current else { return Ok(None) };
+    let Some(current_version) = current else {
+        return Ok(None);
+    };
     let checks = conn
         .prepare("SELECT version, checks FROM vault_key_checks ORDER BY version")
         .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .map_err(db_err)?;
-    Ok(Some(VaultState { current_version, checks }))
+    Ok(Some(VaultState {
+        current_version,
+        checks,
+    }))
 }
 
 #[cfg(test)]
@@ -652,7 +774,10 @@ mod tests {
     }
 
     fn sealed(v: u32) -> SealedCredentials {
-        SealedCredentials { key_version: v, blob: vec![1, 2, 3] }
+        SealedCredentials {
+            key_version: v,
+            blob: vec![1, 2, 3],
+        }
     }
 
     fn page(limit: u32, offset: u64) -> Page {
@@ -665,12 +790,18 @@ mod tests {
         let s = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
         s.init_vault(1, b"check").unwrap();
         s.create_disk(&disk("alice", "disk_A", "data"), &sealed(1)).unwrap();
-        assert!(matches!(s.create_disk(&disk("alice", "disk_B", "data"), &sealed(1)), Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            s.create_disk(&disk("alice", "disk_B", "data"), &sealed(1)),
+            Err(StoreError::Conflict(_))
+        ));
         // Nothing of the failed insert is left.
         assert_eq!(s.list_disks("alice", page(10, 0)).unwrap().1, 1);
         s.create_disk(&disk("bob", "disk_B", "data"), &sealed(1)).unwrap();
         assert_eq!(s.find_disk("alice", "data").unwrap().unwrap().id, "disk_A");
-        assert_eq!(s.find_disk("alice", "disk_A").unwrap().unwrap(), disk("alice", "disk_A", "data"));
+        assert_eq!(
+            s.find_disk("alice", "disk_A").unwrap().unwrap(),
+            disk("alice", "disk_A", "data")
+        );
         assert!(s.find_disk("bob", "disk_A").unwrap().is_none());
         assert!(s.sealed_credentials("bob", "disk_A").unwrap().is_none());
         assert!(matches!(s.delete_disk("bob", "disk_A"), Err(StoreError::NotFound)));
@@ -720,7 +851,10 @@ mod tests {
         assert_eq!(s.rotate_key(2, b"c2", &mut |_, _, _| Ok(sealed(2))).unwrap(), 2);
         let st = s.vault_state().unwrap().unwrap();
         assert_eq!((st.current_version, st.checks), (2, vec![(2, b"c2".to_vec())]));
-        assert!(matches!(s.replace_credentials("t", "disk_1", &sealed(1), 5), Err(StoreError::StaleKeyVersion { .. })));
+        assert!(matches!(
+            s.replace_credentials("t", "disk_1", &sealed(1), 5),
+            Err(StoreError::StaleKeyVersion { .. })
+        ));
     }
 
     #[test]
@@ -750,11 +884,21 @@ mod tests {
             created_at_ms: 1,
         };
         // Bob's disk cannot be attached to Alice's sandbox.
-        assert!(matches!(s.create_attachment(&att("disk_B", "/mnt/a")), Err(StoreError::NotFound)));
+        assert!(matches!(
+            s.create_attachment(&att("disk_B", "/mnt/a")),
+            Err(StoreError::NotFound)
+        ));
         s.create_attachment(&att("disk_A", "/mnt/a")).unwrap();
-        assert!(matches!(s.create_attachment(&att("disk_A", "/mnt/a")), Err(StoreError::Conflict(_))));
-        s.set_attachment_status("alice", "sb_1", "/mnt/a", "mounted", None).unwrap();
-        assert_eq!(s.list_attachments("alice", "sb_1", page(10, 0)).unwrap().0[0].mount_status, "mounted");
+        assert!(matches!(
+            s.create_attachment(&att("disk_A", "/mnt/a")),
+            Err(StoreError::Conflict(_))
+        ));
+        s.set_attachment_status("alice", "sb_1", "/mnt/a", "mounted", None)
+            .unwrap();
+        assert_eq!(
+            s.list_attachments("alice", "sb_1", page(10, 0)).unwrap().0[0].mount_status,
+            "mounted"
+        );
         assert!(matches!(s.delete_disk("alice", "disk_A"), Err(StoreError::Attached(1))));
         s.delete_sandbox("alice", "sb_1").unwrap();
         assert!(s.all_attachments().unwrap().is_empty());

@@ -54,7 +54,10 @@ impl std::fmt::Debug for MasterKeyConfig {
 impl MasterKeyConfig {
     /// The key file in `state_dir`, and `BYOS3_MASTER_KEY` if set.
     pub fn from_env(file: PathBuf) -> Self {
-        let env_value = std::env::var("BYOS3_MASTER_KEY").ok().filter(|v| !v.trim().is_empty()).map(Zeroizing::new);
+        let env_value = std::env::var("BYOS3_MASTER_KEY")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(Zeroizing::new);
         Self { file, env_value }
     }
 }
@@ -97,7 +100,10 @@ impl Keyring {
                 .map_err(|_| VaultError::Key(format!("{what} is not valid base64")))?,
         );
         if raw.len() != 32 {
-            return Err(VaultError::Key(format!("{what} must decode to 32 bytes, not {}", raw.len())));
+            return Err(VaultError::Key(format!(
+                "{what} must decode to 32 bytes, not {}",
+                raw.len()
+            )));
         }
         let mut k = Zeroizing::new([0u8; 32]);
         k.copy_from_slice(&raw);
@@ -112,8 +118,13 @@ impl Keyring {
         }
         let mut ring = Self::default();
         for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (v, b64) = part.split_once(':').ok_or_else(|| VaultError::Key("BYOS3_MASTER_KEY: expected version:base64 pairs".into()))?;
-            let v: u32 = v.trim().parse().map_err(|_| VaultError::Key(format!("BYOS3_MASTER_KEY: bad key version {v:?}")))?;
+            let (v, b64) = part
+                .split_once(':')
+                .ok_or_else(|| VaultError::Key("BYOS3_MASTER_KEY: expected version:base64 pairs".into()))?;
+            let v: u32 = v
+                .trim()
+                .parse()
+                .map_err(|_| VaultError::Key(format!("BYOS3_MASTER_KEY: bad key version {v:?}")))?;
             ring.keys.insert(v, Self::decode_key(b64, "BYOS3_MASTER_KEY")?);
         }
         if ring.keys.is_empty() {
@@ -124,14 +135,19 @@ impl Keyring {
 
     /// Parses a key file: `version base64` per line, `#` comments.
     fn parse_file(text: &str, path: &Path) -> Result<Self, VaultError> {
-        let bad = |reason: String| VaultError::KeyFile { path: path.display().to_string(), reason };
+        let bad = |reason: String| VaultError::KeyFile {
+            path: path.display().to_string(),
+            reason,
+        };
         let mut ring = Self::default();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (v, b64) = line.split_once(char::is_whitespace).ok_or_else(|| bad(format!("line {}: expected \"version base64\"", n + 1)))?;
+            let (v, b64) = line
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| bad(format!("line {}: expected \"version base64\"", n + 1)))?;
             let v: u32 = v.parse().map_err(|_| bad(format!("line {}: bad key version", n + 1)))?;
             let key = Self::decode_key(b64, &format!("line {}", n + 1)).map_err(|e| bad(e.to_string()))?;
             ring.keys.insert(v, key);
@@ -156,10 +172,20 @@ impl Keyring {
 
 /// Writes `text` to `path` atomically with mode 0600.
 fn write_private(path: &Path, text: &str) -> Result<(), VaultError> {
-    let err = |reason: String| VaultError::KeyFile { path: path.display().to_string(), reason };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let err = |reason: String| VaultError::KeyFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create directory: {e}")))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("key"), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("key"),
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -167,7 +193,9 @@ fn write_private(path: &Path, text: &str) -> Result<(), VaultError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| err(format!("cannot create: {e}")))?;
-    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| err(format!("cannot write: {e}")))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| err(format!("cannot write: {e}")))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| err(format!("cannot rename into place: {e}")))?;
     if let Ok(d) = std::fs::File::open(dir) {
@@ -177,7 +205,10 @@ fn write_private(path: &Path, text: &str) -> Result<(), VaultError> {
 }
 
 fn read_file(path: &Path) -> Result<Keyring, VaultError> {
-    let err = |reason: String| VaultError::KeyFile { path: path.display().to_string(), reason };
+    let err = |reason: String| VaultError::KeyFile {
+        path: path.display().to_string(),
+        reason,
+    };
     let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
     if meta.permissions().mode() & 0o077 != 0 {
         tracing::warn!(path = %path.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "master key file is readable by group or others; chmod 600 it");
@@ -196,25 +227,37 @@ pub struct Vault {
 impl Vault {
     /// A vault over an in-memory keyring (tests, embedding).
     pub fn from_keyring(ring: Keyring) -> Self {
-        Self { source: KeySource::Env, ring: RwLock::new(ring) }
+        Self {
+            source: KeySource::Env,
+            ring: RwLock::new(ring),
+        }
     }
 
     /// Loads the keys. With no environment key and no key file, creates the
     /// file with one fresh key when `create` (and says so in the log).
     pub fn load(cfg: &MasterKeyConfig, create: bool) -> Result<Self, VaultError> {
         if let Some(v) = &cfg.env_value {
-            return Ok(Self { source: KeySource::Env, ring: RwLock::new(Keyring::parse_env(v)?) });
+            return Ok(Self {
+                source: KeySource::Env,
+                ring: RwLock::new(Keyring::parse_env(v)?),
+            });
         }
         let path = &cfg.file;
         if !path.exists() {
             if !create {
-                return Err(VaultError::KeyFile { path: path.display().to_string(), reason: "does not exist".into() });
+                return Err(VaultError::KeyFile {
+                    path: path.display().to_string(),
+                    reason: "does not exist".into(),
+                });
             }
             let ring = Keyring::single(1, generate_key());
             write_private(path, &ring.to_file_text())?;
             tracing::info!(path = %path.display(), "created a new master key (mode 0600); back it up with the database");
         }
-        Ok(Self { source: KeySource::File(path.clone()), ring: RwLock::new(read_file(path)?) })
+        Ok(Self {
+            source: KeySource::File(path.clone()),
+            ring: RwLock::new(read_file(path)?),
+        })
     }
 
     pub fn source(&self) -> &KeySource {
@@ -258,7 +301,12 @@ impl Vault {
 
     /// Seals under key `version` (the store's current version, see
     /// [`crate::store::VaultState`]), re-reading the key file if needed.
-    pub fn seal(&self, version: u32, ctx: SealContext<'_>, creds: &SecretCredentials) -> Result<SealedCredentials, VaultError> {
+    pub fn seal(
+        &self,
+        version: u32,
+        ctx: SealContext<'_>,
+        creds: &SecretCredentials,
+    ) -> Result<SealedCredentials, VaultError> {
         self.with_key(version, |k| seal_with(k, version, ctx, creds))?
     }
 
@@ -282,7 +330,9 @@ impl Vault {
 
     /// Drops every key version but `keep` from the key file.
     pub fn retire_except(&self, keep: u32) -> Result<(), VaultError> {
-        let KeySource::File(path) = &self.source else { return Ok(()) };
+        let KeySource::File(path) = &self.source else {
+            return Ok(());
+        };
         let mut ring = self.ring.write().unwrap_or_else(|p| p.into_inner());
         *ring = read_file(path)?;
         ring.keys.retain(|v, _| *v == keep);
@@ -323,15 +373,26 @@ pub fn rotate_key(store: &dyn crate::store::Store, vault: &Vault) -> Result<Rota
     let new_version = old_version.max(vault.current_version()) + 1;
     let new_key = generate_key();
     let check = super::key_check(&new_key, new_version)?;
-    vault.add_key(new_version, new_key.clone()).context("adding the new key version to the key file")?;
-    let mut reseal = |tenant: &str, disk_id: &str, sealed: &SealedCredentials| -> Result<SealedCredentials, VaultError> {
-        let ctx = SealContext { tenant, disk_id };
-        let plain = vault.open(ctx, sealed)?;
-        seal_with(&new_key, new_version, ctx, &plain)
-    };
-    let resealed = store.rotate_key(new_version, &check, &mut reseal).context("re-sealing the credentials (nothing was changed)")?;
-    vault.retire_except(new_version).context("retiring the old key versions (the rotation itself is complete)")?;
-    Ok(RotationReport { old_version, new_version, resealed })
+    vault
+        .add_key(new_version, new_key.clone())
+        .context("adding the new key version to the key file")?;
+    let mut reseal =
+        |tenant: &str, disk_id: &str, sealed: &SealedCredentials| -> Result<SealedCredentials, VaultError> {
+            let ctx = SealContext { tenant, disk_id };
+            let plain = vault.open(ctx, sealed)?;
+            seal_with(&new_key, new_version, ctx, &plain)
+        };
+    let resealed = store
+        .rotate_key(new_version, &check, &mut reseal)
+        .context("re-sealing the credentials (nothing was changed)")?;
+    vault
+        .retire_except(new_version)
+        .context("retiring the old key versions (the rotation itself is complete)")?;
+    Ok(RotationReport {
+        old_version,
+        new_version,
+        resealed,
+    })
 }
 
 /// The plaintext credentials of a disk, for signing requests (attach,
@@ -346,7 +407,9 @@ pub fn open_credentials(
 ) -> Result<Option<SecretCredentials>, anyhow::Error> {
     let ctx = SealContext { tenant, disk_id };
     for _ in 0..2 {
-        let Some(sealed) = store.sealed_credentials(tenant, disk_id)? else { return Ok(None) };
+        let Some(sealed) = store.sealed_credentials(tenant, disk_id)? else {
+            return Ok(None);
+        };
         match vault.open(ctx, &sealed) {
             Err(VaultError::UnknownKeyVersion(_)) => continue,
             other => return Ok(Some(other?)),
@@ -362,14 +425,20 @@ mod tests {
     #[test]
     fn file_is_created_0600_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = MasterKeyConfig { file: dir.path().join("master.key"), env_value: None };
+        let cfg = MasterKeyConfig {
+            file: dir.path().join("master.key"),
+            env_value: None,
+        };
         assert!(Vault::load(&cfg, false).is_err());
         let v = Vault::load(&cfg, true).unwrap();
         let mode = std::fs::metadata(&cfg.file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(v.current_version(), 1);
         let again = Vault::load(&cfg, true).unwrap();
-        let ctx = SealContext { tenant: "t", disk_id: "d" };
+        let ctx = SealContext {
+            tenant: "t",
+            disk_id: "d",
+        };
         let creds = SecretCredentials::new(Zeroizing::new("a".into()), Zeroizing::new("s".into()));
         let sealed = v.seal(1, ctx, &creds).unwrap();
         assert_eq!(again.open(ctx, &sealed).unwrap().secret_key(), "s");
@@ -379,7 +448,10 @@ mod tests {
         assert_eq!(sealed2.key_version, 2);
         assert_eq!(v.open(ctx, &sealed2).unwrap().access_key(), "a");
         v.retire_except(2).unwrap();
-        assert!(matches!(Vault::load(&cfg, false).unwrap().open(ctx, &sealed), Err(VaultError::UnknownKeyVersion(1))));
+        assert!(matches!(
+            Vault::load(&cfg, false).unwrap().open(ctx, &sealed),
+            Err(VaultError::UnknownKeyVersion(1))
+        ));
     }
 
     #[test]

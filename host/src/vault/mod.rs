@@ -26,7 +26,9 @@ use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
 use zeroize::{Zeroize, Zeroizing};
 
-pub use keyring::{generate_key, open_credentials, rotate_key, KeySource, Keyring, MasterKeyConfig, RotationReport, Vault};
+pub use keyring::{
+    generate_key, open_credentials, rotate_key, KeySource, Keyring, MasterKeyConfig, RotationReport, Vault,
+};
 
 /// The length of a nonce.
 pub const NONCE_LEN: usize = 12;
@@ -158,7 +160,9 @@ fn cipher(key: &[u8; 32]) -> Aes256Gcm {
 
 fn seal_raw(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-    let ct = cipher(key).encrypt(&nonce, Payload { msg: plaintext, aad }).map_err(|_| VaultError::Encrypt)?;
+    let ct = cipher(key)
+        .encrypt(&nonce, Payload { msg: plaintext, aad })
+        .map_err(|_| VaultError::Encrypt)?;
     let mut blob = Vec::with_capacity(NONCE_LEN + ct.len());
     blob.extend_from_slice(&nonce);
     blob.extend_from_slice(&ct);
@@ -170,19 +174,36 @@ fn open_raw(key: &[u8; 32], aad: &[u8], blob: &[u8]) -> Option<Zeroizing<Vec<u8>
         return None;
     }
     let (nonce, ct) = blob.split_at(NONCE_LEN);
-    cipher(key).decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad }).ok().map(Zeroizing::new)
+    cipher(key)
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+        .ok()
+        .map(Zeroizing::new)
 }
 
 /// Seals `creds` under `key` (version `version`) for `ctx`.
-pub fn seal_with(key: &[u8; 32], version: u32, ctx: SealContext<'_>, creds: &SecretCredentials) -> Result<SealedCredentials, VaultError> {
+pub fn seal_with(
+    key: &[u8; 32],
+    version: u32,
+    ctx: SealContext<'_>,
+    creds: &SecretCredentials,
+) -> Result<SealedCredentials, VaultError> {
     let plain = creds.encode()?;
     let blob = seal_raw(key, &associated_data(ctx, version), &plain)?;
-    Ok(SealedCredentials { key_version: version, blob })
+    Ok(SealedCredentials {
+        key_version: version,
+        blob,
+    })
 }
 
 /// Opens `sealed` with `key`, which must be the key of `sealed.key_version`.
-pub fn open_with(key: &[u8; 32], ctx: SealContext<'_>, sealed: &SealedCredentials) -> Result<SecretCredentials, VaultError> {
-    let tampered = || VaultError::Tampered { disk_id: ctx.disk_id.to_string() };
+pub fn open_with(
+    key: &[u8; 32],
+    ctx: SealContext<'_>,
+    sealed: &SealedCredentials,
+) -> Result<SecretCredentials, VaultError> {
+    let tampered = || VaultError::Tampered {
+        disk_id: ctx.disk_id.to_string(),
+    };
     let mut plain = open_raw(key, &associated_data(ctx, sealed.key_version), &sealed.blob).ok_or_else(tampered)?;
     let out = SecretCredentials::decode(&plain).ok_or_else(tampered);
     plain.zeroize();
@@ -209,10 +230,16 @@ mod tests {
     use super::*;
 
     fn creds() -> SecretCredentials {
-        SecretCredentials::new(Zeroizing::new("AKIDEXAMPLE".into()), Zeroizing::new("wJalrXUtnFEMI/K7MDENG".into()))
+        SecretCredentials::new(
+            Zeroizing::new("AKIDEXAMPLE".into()),
+            Zeroizing::new("wJalrXUtnFEMI/K7MDENG".into()),
+        )
     }
 
-    const A: SealContext<'static> = SealContext { tenant: "alice", disk_id: "disk_01A" };
+    const A: SealContext<'static> = SealContext {
+        tenant: "alice",
+        disk_id: "disk_01A",
+    };
 
     #[test]
     fn round_trip_with_fresh_nonces() {
@@ -221,7 +248,10 @@ mod tests {
         let s2 = seal_with(&key, 1, A, &creds()).unwrap();
         assert_ne!(s1.blob[..NONCE_LEN], s2.blob[..NONCE_LEN], "nonce reused");
         let c = open_with(&key, A, &s1).unwrap();
-        assert_eq!((c.access_key(), c.secret_key()), ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG"));
+        assert_eq!(
+            (c.access_key(), c.secret_key()),
+            ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG")
+        );
         assert!(!s1.blob.windows(6).any(|w| w == b"wJalrX"), "plaintext visible in blob");
     }
 
@@ -232,7 +262,10 @@ mod tests {
         for i in 0..sealed.blob.len() {
             let mut t = sealed.clone();
             t.blob[i] ^= 0x01;
-            assert!(matches!(open_with(&key, A, &t), Err(VaultError::Tampered { .. })), "byte {i}");
+            assert!(
+                matches!(open_with(&key, A, &t), Err(VaultError::Tampered { .. })),
+                "byte {i}"
+            );
         }
         let mut short = sealed.clone();
         short.blob.truncate(10);
@@ -243,11 +276,20 @@ mod tests {
     fn swapped_rows_and_versions_fail() {
         let key = [7u8; 32];
         let sealed = seal_with(&key, 1, A, &creds()).unwrap();
-        let other_disk = SealContext { tenant: "alice", disk_id: "disk_01B" };
-        let other_tenant = SealContext { tenant: "bob", disk_id: "disk_01A" };
+        let other_disk = SealContext {
+            tenant: "alice",
+            disk_id: "disk_01B",
+        };
+        let other_tenant = SealContext {
+            tenant: "bob",
+            disk_id: "disk_01A",
+        };
         assert!(open_with(&key, other_disk, &sealed).is_err());
         assert!(open_with(&key, other_tenant, &sealed).is_err());
-        let relabelled = SealedCredentials { key_version: 2, blob: sealed.blob.clone() };
+        let relabelled = SealedCredentials {
+            key_version: 2,
+            blob: sealed.blob.clone(),
+        };
         assert!(open_with(&key, A, &relabelled).is_err());
     }
 

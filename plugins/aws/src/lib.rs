@@ -18,7 +18,9 @@ const OPTIONS: &[&str] = &["dualstack", "fips"];
 
 /// The region and variant flags a regional endpoint host names, if it is one.
 fn parse_regional(host: &str) -> Option<(String, bool, bool)> {
-    let rest = host.strip_suffix(".amazonaws.com.cn").or_else(|| host.strip_suffix(".amazonaws.com"))?;
+    let rest = host
+        .strip_suffix(".amazonaws.com.cn")
+        .or_else(|| host.strip_suffix(".amazonaws.com"))?;
     let (fips, rest) = match rest.strip_prefix("s3-fips.") {
         Some(r) => (true, r),
         None => (false, rest.strip_prefix("s3.").or_else(|| rest.strip_prefix("s3-"))?),
@@ -37,7 +39,11 @@ fn regional_url(region: &str, dualstack: bool, fips: bool) -> String {
         (true, false) => "s3-fips",
         (true, true) => "s3-fips.dualstack",
     };
-    let domain = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+    let domain = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
     format!("https://{prefix}.{region}.{domain}")
 }
 
@@ -79,7 +85,10 @@ impl byos3_plugin_sdk::Provider for Aws {
             if !Self::matches(&u.to_url()) {
                 return Err(config_error(
                     "endpoint",
-                    format!("{} is not an Amazon S3 endpoint; for another store use its provider, or \"s3\"", u.host),
+                    format!(
+                        "{} is not an Amazon S3 endpoint; for another store use its provider, or \"s3\"",
+                        u.host
+                    ),
                 ));
             }
             if u.host == "s3.amazonaws.com" || u.host == "s3-external-1.amazonaws.com" {
@@ -95,7 +104,10 @@ impl byos3_plugin_sdk::Provider for Aws {
         }
         let region = match (cfg::region(c), &endpoint_region) {
             (Some(r), Some(er)) if r != er => {
-                return Err(config_error("region", format!("region {r:?} disagrees with the endpoint's region {er:?}")))
+                return Err(config_error(
+                    "region",
+                    format!("region {r:?} disagrees with the endpoint's region {er:?}"),
+                ))
             }
             (Some(r), _) => r.to_string(),
             (None, Some(er)) => er.clone(),
@@ -119,7 +131,10 @@ impl byos3_plugin_sdk::Provider for Aws {
         let mut r = probe::standard(c, ep, prefix, &mut HostBucket);
         if r.code == ProbeCode::WrongRegion {
             if let Some(region) = &r.region {
-                r.hint = Some(format!("set region to {region:?} (endpoint {})", regional_url(region, false, false)));
+                r.hint = Some(format!(
+                    "set region to {region:?} (endpoint {})",
+                    regional_url(region, false, false)
+                ));
             }
         }
         r
@@ -181,7 +196,10 @@ pub fn table() -> Vec<ResolveCase> {
         ),
         cases::ok(
             "fips + dualstack",
-            config("data").region("us-east-2").opt("fips", "yes").opt("dualstack", "yes"),
+            config("data")
+                .region("us-east-2")
+                .opt("fips", "yes")
+                .opt("dualstack", "yes"),
             "https://s3-fips.dualstack.us-east-2.amazonaws.com",
             "us-east-2",
             VirtualHosted,
@@ -231,10 +249,16 @@ pub fn table() -> Vec<ResolveCase> {
             vec![],
         ),
         cases::fails("region required", config("data"), "region"),
-        cases::fails("global endpoint without region", config("data").endpoint("https://s3.amazonaws.com"), "region"),
+        cases::fails(
+            "global endpoint without region",
+            config("data").endpoint("https://s3.amazonaws.com"),
+            "region",
+        ),
         cases::fails(
             "region disagrees with endpoint",
-            config("data").endpoint("https://s3.eu-west-1.amazonaws.com").region("us-east-1"),
+            config("data")
+                .endpoint("https://s3.eu-west-1.amazonaws.com")
+                .region("us-east-1"),
             "region",
         ),
         cases::fails(
@@ -247,7 +271,11 @@ pub fn table() -> Vec<ResolveCase> {
             config("my.data").region("eu-west-3").path_style(false),
             "use_path_style",
         ),
-        cases::fails("bad flag", config("data").region("us-east-1").opt("dualstack", "maybe"), "options.dualstack"),
+        cases::fails(
+            "bad flag",
+            config("data").region("us-east-1").opt("dualstack", "maybe"),
+            "options.dualstack",
+        ),
     ]
 }
 

@@ -37,19 +37,29 @@ impl byos3_plugin_sdk::Provider for B2 {
         cfg::only_options(c, &[])?;
         let from_endpoint = match url::endpoint_of(c)? {
             None => None,
-            Some(u) => match u.host.strip_prefix("s3.").and_then(|h| h.strip_suffix(".backblazeb2.com")) {
+            Some(u) => match u
+                .host
+                .strip_prefix("s3.")
+                .and_then(|h| h.strip_suffix(".backblazeb2.com"))
+            {
                 Some(r) if !r.contains('.') && u.is_https() => Some(r.to_string()),
                 _ => {
                     return Err(config_error(
                         "endpoint",
-                        format!("{} is not a B2 S3 endpoint (https://s3.<region>.backblazeb2.com)", u.to_url()),
+                        format!(
+                            "{} is not a B2 S3 endpoint (https://s3.<region>.backblazeb2.com)",
+                            u.to_url()
+                        ),
                     ))
                 }
             },
         };
         let region = match (cfg::region(c), from_endpoint) {
             (Some(r), Some(e)) if r != e => {
-                return Err(config_error("region", format!("region {r:?} disagrees with the endpoint's {e:?}")))
+                return Err(config_error(
+                    "region",
+                    format!("region {r:?} disagrees with the endpoint's {e:?}"),
+                ))
             }
             (Some(r), _) => r.to_string(),
             (None, Some(e)) => e,
@@ -99,10 +109,16 @@ pub fn table() -> Vec<ResolveCase> {
         cases::fails("region required", config("data"), "region"),
         cases::fails(
             "region disagrees",
-            config("data").endpoint("https://s3.us-west-004.backblazeb2.com").region("us-west-002"),
+            config("data")
+                .endpoint("https://s3.us-west-004.backblazeb2.com")
+                .region("us-west-002"),
             "region",
         ),
-        cases::fails("native API host", config("data").endpoint("https://api.backblazeb2.com"), "endpoint"),
+        cases::fails(
+            "native API host",
+            config("data").endpoint("https://api.backblazeb2.com"),
+            "endpoint",
+        ),
     ]
 }
 

@@ -31,7 +31,10 @@ impl byos3_plugin_sdk::Provider for Ceph {
         cfg::check_bucket(&c.bucket)?;
         cfg::only_options(c, &[])?;
         let url = url::endpoint_of(c)?.ok_or_else(|| {
-            config_error("endpoint", "Ceph RGW needs the gateway's endpoint, e.g. http://rgw.internal:7480")
+            config_error(
+                "endpoint",
+                "Ceph RGW needs the gateway's endpoint, e.g. http://rgw.internal:7480",
+            )
         })?;
         let region = cfg::region_or(c, "us-east-1")?;
         let addressing = cfg::addressing(c, &url, true)?;

@@ -42,7 +42,10 @@ impl byos3_plugin_sdk::Provider for Spaces {
                     Some([region]) => Some(region.to_string()),
                     Some([bucket, region]) if *bucket == c.bucket => Some(region.to_string()),
                     Some([_, _]) => {
-                        return Err(config_error("endpoint", "the endpoint names another bucket than the disk's"))
+                        return Err(config_error(
+                            "endpoint",
+                            "the endpoint names another bucket than the disk's",
+                        ))
                     }
                     _ => {
                         return Err(config_error(
@@ -55,12 +58,18 @@ impl byos3_plugin_sdk::Provider for Spaces {
         };
         let region = match (cfg::region(c), from_endpoint) {
             (Some(r), Some(e)) if r != e => {
-                return Err(config_error("region", format!("region {r:?} disagrees with the endpoint's {e:?}")))
+                return Err(config_error(
+                    "region",
+                    format!("region {r:?} disagrees with the endpoint's {e:?}"),
+                ))
             }
             (Some(r), _) => r.to_string(),
             (None, Some(e)) => e,
             (None, None) => {
-                return Err(config_error("region", "Spaces needs the region (nyc3, sfo3, ams3, fra1, sgp1, syd1, ...)"))
+                return Err(config_error(
+                    "region",
+                    "Spaces needs the region (nyc3, sfo3, ams3, fra1, sgp1, syd1, ...)",
+                ))
             }
         };
         cfg::check_region_name(&region)?;
@@ -107,7 +116,9 @@ pub fn table() -> Vec<ResolveCase> {
         ),
         cases::fails(
             "region disagrees",
-            config("data").endpoint("https://fra1.digitaloceanspaces.com").region("nyc3"),
+            config("data")
+                .endpoint("https://fra1.digitaloceanspaces.com")
+                .region("nyc3"),
             "region",
         ),
     ]

@@ -28,7 +28,10 @@ impl byos3_plugin_sdk::Provider for Garage {
         cfg::check_bucket(&c.bucket)?;
         cfg::only_options(c, &[])?;
         let url = url::endpoint_of(c)?.ok_or_else(|| {
-            config_error("endpoint", "Garage needs the S3 API endpoint, e.g. http://garage.internal:3900")
+            config_error(
+                "endpoint",
+                "Garage needs the S3 API endpoint, e.g. http://garage.internal:3900",
+            )
         })?;
         let region = cfg::region_or(c, "garage")?;
         let addressing = cfg::addressing(c, &url, true)?;

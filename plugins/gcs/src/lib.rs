@@ -59,7 +59,14 @@ byos3_plugin_sdk::export_provider!(Gcs);
 pub fn table() -> Vec<ResolveCase> {
     use Addressing::*;
     vec![
-        cases::ok("defaults", config("data"), "https://storage.googleapis.com", "auto", VirtualHosted, quirks()),
+        cases::ok(
+            "defaults",
+            config("data"),
+            "https://storage.googleapis.com",
+            "auto",
+            VirtualHosted,
+            quirks(),
+        ),
         cases::ok(
             "endpoint given",
             config("data").endpoint("https://storage.googleapis.com/"),
@@ -84,7 +91,11 @@ pub fn table() -> Vec<ResolveCase> {
             VirtualHosted,
             quirks(),
         ),
-        cases::fails("JSON API host", config("data").endpoint("https://www.googleapis.com"), "endpoint"),
+        cases::fails(
+            "JSON API host",
+            config("data").endpoint("https://www.googleapis.com"),
+            "endpoint",
+        ),
     ]
 }
 

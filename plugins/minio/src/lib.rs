@@ -28,7 +28,10 @@ impl byos3_plugin_sdk::Provider for Minio {
         cfg::check_bucket(&c.bucket)?;
         cfg::only_options(c, &[])?;
         let url = url::endpoint_of(c)?.ok_or_else(|| {
-            config_error("endpoint", "MinIO needs the server's endpoint URL, e.g. http://minio.internal:9000")
+            config_error(
+                "endpoint",
+                "MinIO needs the server's endpoint URL, e.g. http://minio.internal:9000",
+            )
         })?;
         let region = cfg::region_or(c, "us-east-1")?;
         let addressing = cfg::addressing(c, &url, true)?;

@@ -47,7 +47,10 @@ impl byos3_plugin_sdk::Provider for R2 {
             default_region: Some("auto".into()),
             endpoint_required: false,
             options: vec![
-                option("account_id", "the Cloudflare account id (32 hex characters), if no endpoint is given"),
+                option(
+                    "account_id",
+                    "the Cloudflare account id (32 hex characters), if no endpoint is given",
+                ),
                 option("jurisdiction", "eu or fedramp, for buckets created in a jurisdiction"),
             ],
             examples: table(),
@@ -161,7 +164,14 @@ pub fn table() -> Vec<ResolveCase> {
     let eu = format!("https://{ACCT}.eu.r2.cloudflarestorage.com");
     let fedramp = format!("https://{ACCT}.fedramp.r2.cloudflarestorage.com");
     vec![
-        cases::ok("endpoint, no region", config("data").endpoint(&global), &global, "auto", VirtualHosted, quirks()),
+        cases::ok(
+            "endpoint, no region",
+            config("data").endpoint(&global),
+            &global,
+            "auto",
+            VirtualHosted,
+            quirks(),
+        ),
         cases::ok(
             "us-east-1 aliases auto",
             config("data").endpoint(&global).region("us-east-1"),
@@ -219,14 +229,26 @@ pub fn table() -> Vec<ResolveCase> {
             quirks(),
         ),
         cases::fails("no account", config("data"), "endpoint"),
-        cases::fails("wrong region", config("data").endpoint(&global).region("eu-west-1"), "region"),
-        cases::fails("bad account id", config("data").opt("account_id", "xyz"), "options.account_id"),
+        cases::fails(
+            "wrong region",
+            config("data").endpoint(&global).region("eu-west-1"),
+            "region",
+        ),
+        cases::fails(
+            "bad account id",
+            config("data").opt("account_id", "xyz"),
+            "options.account_id",
+        ),
         cases::fails(
             "jurisdiction disagrees",
             config("data").endpoint(&global).opt("jurisdiction", "eu"),
             "options.jurisdiction",
         ),
-        cases::fails("not an R2 host", config("data").endpoint("https://s3.example.com"), "endpoint"),
+        cases::fails(
+            "not an R2 host",
+            config("data").endpoint("https://s3.example.com"),
+            "endpoint",
+        ),
         cases::fails(
             "unknown jurisdiction",
             config("data").opt("account_id", ACCT).opt("jurisdiction", "mars"),
@@ -246,7 +268,9 @@ mod tests {
 
     #[test]
     fn matches_r2_hosts() {
-        assert!(super::R2::matches("https://0123456789abcdef0123456789abcdef.eu.r2.cloudflarestorage.com"));
+        assert!(super::R2::matches(
+            "https://0123456789abcdef0123456789abcdef.eu.r2.cloudflarestorage.com"
+        ));
         assert!(!super::R2::matches("https://s3.amazonaws.com"));
     }
 }

@@ -35,7 +35,10 @@ impl byos3_plugin_sdk::Provider for Generic {
         cfg::check_bucket(&c.bucket)?;
         cfg::only_options(c, &[])?;
         let url = url::endpoint_of(c)?.ok_or_else(|| {
-            config_error("endpoint", "the generic S3 provider needs an endpoint URL (https://host[:port])")
+            config_error(
+                "endpoint",
+                "the generic S3 provider needs an endpoint URL (https://host[:port])",
+            )
         })?;
         let region = cfg::region_or(c, "us-east-1")?;
         let addressing = cfg::addressing(c, &url, false)?;
@@ -106,13 +109,21 @@ pub fn table() -> Vec<ResolveCase> {
             quirks(),
         ),
         cases::fails("endpoint required", config("b"), "endpoint"),
-        cases::fails("endpoint must be a URL", config("b").endpoint("s3.example.com"), "endpoint"),
+        cases::fails(
+            "endpoint must be a URL",
+            config("b").endpoint("s3.example.com"),
+            "endpoint",
+        ),
         cases::fails(
             "virtual host on an IP",
             config("b").endpoint("http://127.0.0.1:9000").path_style(false),
             "use_path_style",
         ),
-        cases::fails("bad region", config("b").endpoint("https://s3.example.com").region("EU West"), "region"),
+        cases::fails(
+            "bad region",
+            config("b").endpoint("https://s3.example.com").region("EU West"),
+            "region",
+        ),
         cases::fails(
             "unknown option",
             config("b").endpoint("https://s3.example.com").opt("acount_id", "x"),

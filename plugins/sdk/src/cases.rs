@@ -6,7 +6,13 @@ use crate::{Addressing, ConfigError, DiskConfig, Endpoint, Quirk, ResolveCase};
 
 /// A config for `bucket` with nothing else set.
 pub fn config(bucket: &str) -> DiskConfig {
-    DiskConfig { bucket: bucket.to_string(), endpoint: None, region: None, use_path_style: None, options: Vec::new() }
+    DiskConfig {
+        bucket: bucket.to_string(),
+        endpoint: None,
+        region: None,
+        use_path_style: None,
+        options: Vec::new(),
+    }
 }
 
 /// Builder methods on [`DiskConfig`] for tables.
@@ -45,12 +51,20 @@ pub fn ok(
     addressing: Addressing,
     quirks: Vec<Quirk>,
 ) -> ResolveCase {
-    ResolveCase { name: name.to_string(), config, expect: Ok(crate::endpoint(url, region, addressing, quirks)) }
+    ResolveCase {
+        name: name.to_string(),
+        config,
+        expect: Ok(crate::endpoint(url, region, addressing, quirks)),
+    }
 }
 
 /// A row expecting a config error on `field`.
 pub fn fails(name: &str, config: DiskConfig, field: &str) -> ResolveCase {
-    ResolveCase { name: name.to_string(), config, expect: Err(field.to_string()) }
+    ResolveCase {
+        name: name.to_string(),
+        config,
+        expect: Err(field.to_string()),
+    }
 }
 
 /// Runs a table against `resolve`; panics listing every failing row.

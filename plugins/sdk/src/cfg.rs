@@ -7,7 +7,11 @@ pub const HOST_OPTIONS: &[&str] = &["sub_path"];
 
 /// The trimmed, non-empty value of option `name`.
 pub fn option<'a>(cfg: &'a DiskConfig, name: &str) -> Option<&'a str> {
-    cfg.options.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
+    cfg.options
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
 }
 
 /// A boolean option (`true/false`, `1/0`, `yes/no`, `on/off`); absent is false.
@@ -16,7 +20,10 @@ pub fn flag(cfg: &DiskConfig, name: &str) -> Result<bool, ConfigError> {
         None => Ok(false),
         Some("true" | "1" | "yes" | "on") => Ok(true),
         Some("false" | "0" | "no" | "off") => Ok(false),
-        Some(v) => Err(config_error(&format!("options.{name}"), format!("{v:?} is not true or false"))),
+        Some(v) => Err(config_error(
+            &format!("options.{name}"),
+            format!("{v:?} is not true or false"),
+        )),
     }
 }
 
@@ -24,7 +31,11 @@ pub fn flag(cfg: &DiskConfig, name: &str) -> Result<bool, ConfigError> {
 pub fn only_options(cfg: &DiskConfig, known: &[&str]) -> Result<(), ConfigError> {
     for (k, _) in &cfg.options {
         if !known.contains(&k.as_str()) && !HOST_OPTIONS.contains(&k.as_str()) {
-            let list = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            let list = if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            };
             return Err(config_error(
                 &format!("options.{k}"),
                 format!("unknown option {k:?}; this provider knows: {list}"),
@@ -59,7 +70,9 @@ pub fn check_bucket(bucket: &str) -> Result<(), ConfigError> {
 pub fn dns_safe(bucket: &str) -> bool {
     !bucket.is_empty()
         && bucket.len() <= 63
-        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !bucket.starts_with('-')
         && !bucket.ends_with('-')
 }
@@ -68,7 +81,9 @@ pub fn dns_safe(bucket: &str) -> bool {
 pub fn check_region_name(region: &str) -> Result<(), ConfigError> {
     if region.is_empty()
         || region.len() > 64
-        || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
         return Err(config_error(
             "region",
@@ -95,7 +110,10 @@ pub fn addressing(
     if url.is_ip_or_localhost() {
         return Err(config_error(
             "use_path_style",
-            format!("virtual-hosted addressing needs a host name, but the endpoint is {}; use path style", url.host),
+            format!(
+                "virtual-hosted addressing needs a host name, but the endpoint is {}; use path style",
+                url.host
+            ),
         ));
     }
     if !dns_safe(&cfg.bucket) {

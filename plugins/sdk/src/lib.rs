@@ -90,7 +90,10 @@ macro_rules! export_provider {
 
 /// A config error on `field`.
 pub fn config_error(field: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError { field: field.to_string(), message: message.into() }
+    ConfigError {
+        field: field.to_string(),
+        message: message.into(),
+    }
 }
 
 /// An endpoint record.
@@ -100,10 +103,18 @@ pub fn endpoint(
     addressing: Addressing,
     quirks: Vec<Quirk>,
 ) -> Endpoint {
-    Endpoint { url: url.into(), signing_region: signing_region.into(), addressing, quirks }
+    Endpoint {
+        url: url.into(),
+        signing_region: signing_region.into(),
+        addressing,
+        quirks,
+    }
 }
 
 /// An option description.
 pub fn option(name: &str, description: &str) -> OptionInfo {
-    OptionInfo { name: name.to_string(), description: description.to_string() }
+    OptionInfo {
+        name: name.to_string(),
+        description: description.to_string(),
+    }
 }

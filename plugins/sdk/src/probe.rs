@@ -31,12 +31,22 @@ pub fn report(
     hint: Option<String>,
     region: Option<String>,
 ) -> ProbeReport {
-    ProbeReport { code, message: message.into(), hint, region }
+    ProbeReport {
+        code,
+        message: message.into(),
+        hint,
+        region,
+    }
 }
 
 /// HeadBucket, then a one-key listing under `prefix`.
 pub fn standard(cfg: &DiskConfig, ep: &Endpoint, prefix: &str, bucket: &mut dyn Bucket) -> ProbeReport {
-    let head = S3Request { method: Method::Head, key: None, query: Vec::new(), headers: Vec::new() };
+    let head = S3Request {
+        method: Method::Head,
+        key: None,
+        query: Vec::new(),
+        headers: Vec::new(),
+    };
     let resp = match bucket.call(head) {
         Ok(r) => r,
         Err(e) => return unreachable_report(ep, e),
@@ -50,20 +60,35 @@ pub fn standard(cfg: &DiskConfig, ep: &Endpoint, prefix: &str, bucket: &mut dyn 
         return classify(cfg, ep, &resp);
     }
     let v1 = ep.quirks.iter().any(|q| matches!(q, Quirk::ListObjectsV1Only));
-    let mut query = vec![("max-keys".to_string(), "1".to_string()), ("prefix".to_string(), prefix.to_string())];
+    let mut query = vec![
+        ("max-keys".to_string(), "1".to_string()),
+        ("prefix".to_string(), prefix.to_string()),
+    ];
     if !v1 {
         query.insert(0, ("list-type".to_string(), "2".to_string()));
     }
-    let list = S3Request { method: Method::Get, key: None, query, headers: Vec::new() };
+    let list = S3Request {
+        method: Method::Get,
+        key: None,
+        query,
+        headers: Vec::new(),
+    };
     let resp = match bucket.call(list) {
         Ok(r) => r,
         Err(e) => return unreachable_report(ep, e),
     };
     if (200..300).contains(&resp.status) && !body_text(&resp).contains("<Error>") {
-        let where_ = if prefix.is_empty() { String::new() } else { format!(" under {prefix:?}") };
+        let where_ = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!(" under {prefix:?}")
+        };
         return report(
             ProbeCode::Ok,
-            format!("bucket {:?} at {} is reachable and listable{where_}", cfg.bucket, ep.url),
+            format!(
+                "bucket {:?} at {} is reachable and listable{where_}",
+                cfg.bucket, ep.url
+            ),
             None,
             None,
         );
@@ -80,12 +105,14 @@ fn unreachable_report(ep: &Endpoint, e: RequestError) -> ProbeReport {
                     "no connection could be made (nothing listening, or the network refused)",
                     "check the endpoint's host and port, and that the server is running",
                 ),
-                UnreachableKind::Tls => {
-                    ("the TLS handshake failed", "check http:// versus https:// and the server's certificate")
-                }
-                UnreachableKind::Timeout => {
-                    ("the server did not answer in time", "check the endpoint and the network path to it")
-                }
+                UnreachableKind::Tls => (
+                    "the TLS handshake failed",
+                    "check http:// versus https:// and the server's certificate",
+                ),
+                UnreachableKind::Timeout => (
+                    "the server did not answer in time",
+                    "check the endpoint and the network path to it",
+                ),
             };
             report(
                 ProbeCode::EndpointUnreachable,
@@ -94,15 +121,21 @@ fn unreachable_report(ep: &Endpoint, e: RequestError) -> ProbeReport {
                 None,
             )
         }
-        RequestError::Other(m) => {
-            report(ProbeCode::Other, format!("the request to {} failed: {m}", ep.url), None, None)
-        }
+        RequestError::Other(m) => report(
+            ProbeCode::Other,
+            format!("the request to {} failed: {m}", ep.url),
+            None,
+            None,
+        ),
     }
 }
 
 /// The value of header `name` (lower case).
 pub fn header<'a>(resp: &'a S3Response, name: &str) -> Option<&'a str> {
-    resp.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    resp.headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 fn body_text(resp: &S3Response) -> &str {
@@ -172,7 +205,9 @@ pub struct ErrorAnswer<'a> {
 impl<'a> ErrorAnswer<'a> {
     pub fn of(resp: &'a S3Response) -> Self {
         let body = body_text(resp);
-        let region = xml_tag(body, "Region").filter(|r| !r.is_empty()).or_else(|| header(resp, "x-amz-bucket-region"));
+        let region = xml_tag(body, "Region")
+            .filter(|r| !r.is_empty())
+            .or_else(|| header(resp, "x-amz-bucket-region"));
         Self {
             status: resp.status,
             code: xml_tag(body, "Code").unwrap_or(""),
@@ -192,7 +227,11 @@ pub fn classify(cfg: &DiskConfig, ep: &Endpoint, resp: &S3Response) -> ProbeRepo
         (false, false) => format!("HTTP {} {}: {}", e.status, e.code, e.message),
     };
     let msg_lower = e.message.to_ascii_lowercase();
-    let code_or_status = if e.code.is_empty() { status_code_name(e.status) } else { e.code };
+    let code_or_status = if e.code.is_empty() {
+        status_code_name(e.status)
+    } else {
+        e.code
+    };
     match code_or_status {
         "NoSuchBucket" | "NotFound" => report(
             ProbeCode::BucketNotFound,
@@ -284,7 +323,10 @@ fn wrong_region(ep: &Endpoint, region: Option<&str>, detail: &str) -> ProbeRepor
             Some(format!("set region to {r:?}")),
         ),
         None => (
-            format!("the bucket is not in region {:?} or not at this endpoint ({detail})", ep.signing_region),
+            format!(
+                "the bucket is not in region {:?} or not at this endpoint ({detail})",
+                ep.signing_region
+            ),
             Some("check the region and the endpoint".into()),
         ),
     };
@@ -296,8 +338,12 @@ mod tests {
 
     #[test]
     fn error_messages_have_their_entities_decoded() {
-        assert_eq!(xml_unescape("the region &apos;us-east-1&apos; is wrong; expecting &quot;eu&quot; &amp; &#39;x&#x27; &bogus; a&b"),
-            "the region 'us-east-1' is wrong; expecting \"eu\" & 'x' &bogus; a&b");
+        assert_eq!(
+            xml_unescape(
+                "the region &apos;us-east-1&apos; is wrong; expecting &quot;eu&quot; &amp; &#39;x&#x27; &bogus; a&b"
+            ),
+            "the region 'us-east-1' is wrong; expecting \"eu\" & 'x' &bogus; a&b"
+        );
     }
 
     use super::*;
@@ -334,7 +380,10 @@ mod tests {
 
     #[test]
     fn ok_heads_then_lists_under_prefix() {
-        let (r, reqs) = probe(vec![resp(200, &[], ""), resp(200, &[], "<ListBucketResult></ListBucketResult>")]);
+        let (r, reqs) = probe(vec![
+            resp(200, &[], ""),
+            resp(200, &[], "<ListBucketResult></ListBucketResult>"),
+        ]);
         assert_eq!(r.code, ProbeCode::Ok);
         assert_eq!(reqs.len(), 2);
         assert_eq!(reqs[0].method, Method::Head);
@@ -346,22 +395,46 @@ mod tests {
     fn classifications() {
         let cases = [
             (vec![resp(404, &[], "")], ProbeCode::BucketNotFound),
-            (vec![resp(403, &[], ""), resp(403, &[], &err("InvalidAccessKeyId", "x"))], ProbeCode::InvalidAccessKey),
+            (
+                vec![resp(403, &[], ""), resp(403, &[], &err("InvalidAccessKeyId", "x"))],
+                ProbeCode::InvalidAccessKey,
+            ),
             (
                 vec![resp(403, &[], ""), resp(403, &[], &err("SignatureDoesNotMatch", "x"))],
                 ProbeCode::SignatureMismatch,
             ),
             (
-                vec![resp(403, &[], ""), resp(403, &[], &err("AccessDenied", "Forbidden: Invalid signature"))],
+                vec![
+                    resp(403, &[], ""),
+                    resp(403, &[], &err("AccessDenied", "Forbidden: Invalid signature")),
+                ],
                 ProbeCode::SignatureMismatch,
             ),
             (
-                vec![resp(403, &[], ""), resp(403, &[], &err("AccessDenied", "Forbidden: No such key: GK1"))],
+                vec![
+                    resp(403, &[], ""),
+                    resp(403, &[], &err("AccessDenied", "Forbidden: No such key: GK1")),
+                ],
                 ProbeCode::InvalidAccessKey,
             ),
-            (vec![resp(403, &[], ""), resp(403, &[], &err("AccessDenied", "Access Denied"))], ProbeCode::AccessDenied),
-            (vec![resp(200, &[], ""), resp(403, &[], &err("AccessDenied", "Access Denied"))], ProbeCode::AccessDenied),
-            (vec![resp(301, &[("x-amz-bucket-region", "eu-west-1")], "")], ProbeCode::WrongRegion),
+            (
+                vec![
+                    resp(403, &[], ""),
+                    resp(403, &[], &err("AccessDenied", "Access Denied")),
+                ],
+                ProbeCode::AccessDenied,
+            ),
+            (
+                vec![
+                    resp(200, &[], ""),
+                    resp(403, &[], &err("AccessDenied", "Access Denied")),
+                ],
+                ProbeCode::AccessDenied,
+            ),
+            (
+                vec![resp(301, &[("x-amz-bucket-region", "eu-west-1")], "")],
+                ProbeCode::WrongRegion,
+            ),
             (
                 vec![
                     resp(400, &[], ""),
@@ -373,7 +446,10 @@ mod tests {
                 ],
                 ProbeCode::WrongRegion,
             ),
-            (vec![resp(500, &[], ""), resp(500, &[], &err("InternalError", "x"))], ProbeCode::Other),
+            (
+                vec![resp(500, &[], ""), resp(500, &[], &err("InternalError", "x"))],
+                ProbeCode::Other,
+            ),
             (
                 vec![Err(RequestError::Unreachable(UnreachableInfo {
                     kind: UnreachableKind::Connect,

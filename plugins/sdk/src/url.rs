@@ -47,17 +47,28 @@ impl Url {
         if host.is_empty() || host == "[]" {
             return Err("it has no host".into());
         }
-        if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b)) {
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b))
+        {
             return Err(format!("host {host:?} has characters a host name can not have"));
         }
         let port = match port {
-            Some(p) => Some(p.parse::<u16>().map_err(|_| format!("port {p:?} is not a number from 1 to 65535"))?),
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .map_err(|_| format!("port {p:?} is not a number from 1 to 65535"))?,
+            ),
             None => None,
         };
         if port == Some(0) {
             return Err("port 0 is not usable".into());
         }
-        Ok(Url { scheme, host: host.to_ascii_lowercase(), port, path: path.to_string() })
+        Ok(Url {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+            path: path.to_string(),
+        })
     }
 
     /// `scheme://host[:port][path]`
@@ -100,7 +111,10 @@ mod tests {
     #[test]
     fn parses_and_prints() {
         let u = Url::parse("HTTPS://S3.Example.com:8443/base/").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("s3.example.com", Some(8443), "/base"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("s3.example.com", Some(8443), "/base")
+        );
         assert_eq!(u.to_url(), "https://s3.example.com:8443/base");
         assert!(Url::parse("http://[::1]:9000").unwrap().is_ip_or_localhost());
         assert!(Url::parse("http://127.0.0.1:9000").unwrap().is_ip_or_localhost());

@@ -46,7 +46,10 @@ impl byos3_plugin_sdk::Provider for Plugin {
         cfg::only_options(c, &[])?;
         if let Some(u) = url::endpoint_of(c)? {
             if !u.host.ends_with(DOMAIN) {
-                return Err(config_error("endpoint", format!("{} is not an endpoint of this store", u.to_url())));
+                return Err(config_error(
+                    "endpoint",
+                    format!("{} is not an endpoint of this store", u.to_url()),
+                ));
             }
         }
         let region = cfg::region_or(c, "us-east-1")?;
@@ -68,7 +71,14 @@ byos3_plugin_sdk::export_provider!(Plugin);
 pub fn table() -> Vec<ResolveCase> {
     use Addressing::*;
     vec![
-        cases::ok("defaults", config("data"), "https://s3.us-east-1.example.com", "us-east-1", VirtualHosted, vec![]),
+        cases::ok(
+            "defaults",
+            config("data"),
+            "https://s3.us-east-1.example.com",
+            "us-east-1",
+            VirtualHosted,
+            vec![],
+        ),
         cases::ok(
             "region",
             config("data").region("eu-1"),
@@ -77,7 +87,11 @@ pub fn table() -> Vec<ResolveCase> {
             VirtualHosted,
             vec![],
         ),
-        cases::fails("foreign endpoint", config("data").endpoint("https://s3.other.test"), "endpoint"),
+        cases::fails(
+            "foreign endpoint",
+            config("data").endpoint("https://s3.other.test"),
+            "endpoint",
+        ),
     ]
 }
 

@@ -45,7 +45,12 @@ impl byos3_plugin_sdk::Provider for Tigris {
         };
         match cfg::region(c) {
             None | Some("auto" | "us-east-1") => {}
-            Some(r) => return Err(config_error("region", format!("Tigris signs with region \"auto\", not {r:?}"))),
+            Some(r) => {
+                return Err(config_error(
+                    "region",
+                    format!("Tigris signs with region \"auto\", not {r:?}"),
+                ))
+            }
         }
         if c.use_path_style == Some(true) {
             return Err(config_error(
@@ -56,7 +61,10 @@ impl byos3_plugin_sdk::Provider for Tigris {
         if !cfg::dns_safe(&c.bucket) {
             return Err(config_error(
                 "bucket",
-                format!("{:?} can not be virtual-hosted; Tigris needs a DNS-safe bucket name", c.bucket),
+                format!(
+                    "{:?} can not be virtual-hosted; Tigris needs a DNS-safe bucket name",
+                    c.bucket
+                ),
             ));
         }
         Ok(endpoint(url.to_url(), "auto", Addressing::VirtualHosted, vec![]))
@@ -68,7 +76,14 @@ byos3_plugin_sdk::export_provider!(Tigris);
 pub fn table() -> Vec<ResolveCase> {
     use Addressing::*;
     vec![
-        cases::ok("defaults", config("data"), "https://t3.storage.dev", "auto", VirtualHosted, vec![]),
+        cases::ok(
+            "defaults",
+            config("data"),
+            "https://t3.storage.dev",
+            "auto",
+            VirtualHosted,
+            vec![],
+        ),
         cases::ok(
             "fly endpoint kept",
             config("data").endpoint("https://fly.storage.tigris.dev"),
@@ -86,7 +101,11 @@ pub fn table() -> Vec<ResolveCase> {
             vec![],
         ),
         cases::fails("path style refused", config("data").path_style(true), "use_path_style"),
-        cases::fails("other host", config("data").endpoint("https://s3.example.com"), "endpoint"),
+        cases::fails(
+            "other host",
+            config("data").endpoint("https://s3.example.com"),
+            "endpoint",
+        ),
         cases::fails("wrong region", config("data").region("eu-west-1"), "region"),
         cases::fails("dotted bucket", config("my.data"), "bucket"),
     ]

@@ -35,19 +35,29 @@ impl byos3_plugin_sdk::Provider for Wasabi {
         let from_endpoint = match url::endpoint_of(c)? {
             None => None,
             Some(u) if u.host == "s3.wasabisys.com" => Some("us-east-1".to_string()),
-            Some(u) => match u.host.strip_prefix("s3.").and_then(|h| h.strip_suffix(".wasabisys.com")) {
+            Some(u) => match u
+                .host
+                .strip_prefix("s3.")
+                .and_then(|h| h.strip_suffix(".wasabisys.com"))
+            {
                 Some(r) if !r.contains('.') => Some(r.to_string()),
                 _ => {
                     return Err(config_error(
                         "endpoint",
-                        format!("{} is not a Wasabi endpoint (https://s3.<region>.wasabisys.com)", u.to_url()),
+                        format!(
+                            "{} is not a Wasabi endpoint (https://s3.<region>.wasabisys.com)",
+                            u.to_url()
+                        ),
                     ))
                 }
             },
         };
         let region = match (cfg::region(c), from_endpoint) {
             (Some(r), Some(e)) if r != e => {
-                return Err(config_error("region", format!("region {r:?} disagrees with the endpoint's {e:?}")))
+                return Err(config_error(
+                    "region",
+                    format!("region {r:?} disagrees with the endpoint's {e:?}"),
+                ))
             }
             (Some(r), _) => r.to_string(),
             (None, Some(e)) => e,
@@ -99,10 +109,16 @@ pub fn table() -> Vec<ResolveCase> {
         ),
         cases::fails(
             "region disagrees",
-            config("data").endpoint("https://s3.eu-central-1.wasabisys.com").region("us-west-1"),
+            config("data")
+                .endpoint("https://s3.eu-central-1.wasabisys.com")
+                .region("us-west-1"),
             "region",
         ),
-        cases::fails("not wasabi", config("data").endpoint("https://console.wasabisys.example"), "endpoint"),
+        cases::fails(
+            "not wasabi",
+            config("data").endpoint("https://console.wasabisys.example"),
+            "endpoint",
+        ),
     ]
 }
 

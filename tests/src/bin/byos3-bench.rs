@@ -14,6 +14,8 @@ fn main() -> Result<()> {
         "attach" => byos3_tests::bench_attach::run(),
         "plugins" => byos3_tests::bench_plugins::run(),
         "api" => byos3_tests::bench_api::run(&byos3_tests::bench_api::ApiBenchConfig::default()),
-        other => bail!("unknown benchmark {other:?} (known: s3, plugins, api, attach; fs runs through scripts/bench-fs)"),
+        other => {
+            bail!("unknown benchmark {other:?} (known: s3, plugins, api, attach; fs runs through scripts/bench-fs)")
+        }
     }
 }

@@ -37,7 +37,11 @@ fn list(rt: &tokio::runtime::Runtime, client: &S3Client, prefix: &str) -> Result
 }
 
 fn show(objects: &[(String, u64)]) -> String {
-    objects.iter().map(|(k, s)| format!("{k} ({s} B)")).collect::<Vec<_>>().join(", ")
+    objects
+        .iter()
+        .map(|(k, s)| format!("{k} ({s} B)"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn main() -> Result<()> {
@@ -70,7 +74,10 @@ fn main() -> Result<()> {
     let mut disk = NewDisk::new("eu-data", &garage.bucket, &garage.endpoint_url());
     disk.use_path_style = Some(true);
     let disk = rt.block_on(api.create_disk(&disk, &garage.access_key, &garage.secret_key))?;
-    done(t, &format!("{} via plugin {}", disk.id, disk.provider.as_deref().unwrap_or("?")));
+    done(
+        t,
+        &format!("{} via plugin {}", disk.id, disk.provider.as_deref().unwrap_or("?")),
+    );
 
     let t = step("POST /v1/sandboxes");
     let sandbox = rt.block_on(api.create_sandbox(Some("sb-demo"), &[]))?;
@@ -78,13 +85,23 @@ fn main() -> Result<()> {
     done(t, &format!("{} root {}", sandbox.id, root.display()));
 
     let t = step("POST /v1/sandboxes/{id}/disks: /mnt/data, sub_path team-a/");
-    rt.block_on(api.attach(&sandbox.id, &AttachSpec::new("eu-data", "/mnt/data").sub_path("team-a/")))?;
+    rt.block_on(api.attach(
+        &sandbox.id,
+        &AttachSpec::new("eu-data", "/mnt/data").sub_path("team-a/"),
+    ))?;
     done(t, "mounted (attach latency, API call to usable mount)");
 
     let result = write_through_the_mount(&rt, &client, &root);
     let t = step("DELETE .../disks/eu-data?mount_path=/mnt/data");
     let detached = rt.block_on(api.detach(&sandbox.id, "eu-data", "/mnt/data"));
-    done(t, if detached.is_ok() { "flushed and unmounted" } else { "FAILED" });
+    done(
+        t,
+        if detached.is_ok() {
+            "flushed and unmounted"
+        } else {
+            "FAILED"
+        },
+    );
     result?;
     detached?;
 
@@ -126,12 +143,23 @@ fn write_through_the_mount(rt: &tokio::runtime::Runtime, client: &S3Client, root
     if std::io::stdout().is_terminal() {
         print!("\r  {:<56}", format!("write /mnt/data/big.bin ({BIG_MIB} MiB)"));
     }
-    done(t, &format!("{:.0} MiB/s through FUSE, multipart upload", BIG_MIB as f64 / t.elapsed().as_secs_f64()));
+    done(
+        t,
+        &format!(
+            "{:.0} MiB/s through FUSE, multipart upload",
+            BIG_MIB as f64 / t.elapsed().as_secs_f64()
+        ),
+    );
 
     let t = step("list the bucket under team-a/ (S3 API)");
     let objects = list(rt, client, "team-a/")?;
     done(t, &show(&objects));
-    anyhow::ensure!(objects.iter().any(|(k, s)| k == "team-a/big.bin" && *s == BIG_MIB * MIB), "big.bin is in the bucket");
+    anyhow::ensure!(
+        objects
+            .iter()
+            .any(|(k, s)| k == "team-a/big.bin" && *s == BIG_MIB * MIB),
+        "big.bin is in the bucket"
+    );
 
     let t = step("read big.bin back through the mount and compare");
     let mut f = std::fs::File::open(dir.join("big.bin"))?;
@@ -140,6 +168,9 @@ fn write_through_the_mount(rt: &tokio::runtime::Runtime, client: &S3Client, root
         f.read_exact(&mut buf)?;
         anyhow::ensure!(buf == block, "MiB {i} differs");
     }
-    done(t, &format!("{:.0} MiB/s, byte-exact", BIG_MIB as f64 / t.elapsed().as_secs_f64()));
+    done(
+        t,
+        &format!("{:.0} MiB/s, byte-exact", BIG_MIB as f64 / t.elapsed().as_secs_f64()),
+    );
     Ok(())
 }

@@ -47,7 +47,11 @@ impl Resp {
         assert_eq!(self.json["status"], "fail", "{}", self.text());
         let data = &self.json["data"];
         assert!(data["code"].as_str().is_some_and(|c| !c.is_empty()), "{}", self.text());
-        assert!(data["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", self.text());
+        assert!(
+            data["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.text()
+        );
         assert_eq!(self.json.as_object().unwrap().len(), 2, "{}", self.text());
         data
     }
@@ -63,7 +67,10 @@ impl Resp {
     /// Asserts the JSend error shape (5xx).
     pub fn error(&self, status: u16) -> &str {
         assert_eq!(self.status, status, "{}", self.text());
-        let o = self.json.as_object().unwrap_or_else(|| panic!("not an object: {}", self.text()));
+        let o = self
+            .json
+            .as_object()
+            .unwrap_or_else(|| panic!("not an object: {}", self.text()));
         assert_eq!(o.len(), 3, "{}", self.text());
         assert_eq!(self.json["status"], "error");
         assert_eq!(self.json["code"], status);
@@ -80,24 +87,48 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: String) -> Self {
-        Self { base, client: Client::builder(TokioExecutor::new()).build_http() }
+        Self {
+            base,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
     }
 
-    pub async fn raw(&self, method: &str, path: &str, key: Option<&str>, headers: &[(&str, &str)], body: Vec<u8>) -> Resp {
-        let mut req = Request::builder().method(Method::from_bytes(method.as_bytes()).unwrap()).uri(format!("{}{path}", self.base));
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Resp {
+        let mut req = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(format!("{}{path}", self.base));
         if let Some(k) = key {
             req = req.header("x-api-key", k);
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = self.client.request(req.body(Full::new(Bytes::from(body))).unwrap()).await.expect("request failed");
+        let resp = self
+            .client
+            .request(req.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+            .expect("request failed");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        assert!(headers.contains_key("x-request-id"), "no x-request-id on {method} {path}");
-        Resp { status, headers, body, json }
+        assert!(
+            headers.contains_key("x-request-id"),
+            "no x-request-id on {method} {path}"
+        );
+        Resp {
+            status,
+            headers,
+            body,
+            json,
+        }
     }
 
     pub async fn get(&self, path: &str, key: &str) -> Resp {
@@ -109,7 +140,14 @@ impl Api {
     }
 
     pub async fn send(&self, method: &str, path: &str, key: &str, body: &Value) -> Resp {
-        self.raw(method, path, Some(key), &[("content-type", "application/json")], serde_json::to_vec(body).unwrap()).await
+        self.raw(
+            method,
+            path,
+            Some(key),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(body).unwrap(),
+        )
+        .await
     }
 
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> Resp {
@@ -169,7 +207,11 @@ impl InProc {
         edit(&mut opts);
         let server = Server::start(opts).await?;
         let api = Api::new(format!("http://{}", server.local_addr()));
-        Ok(Self { api, server: Some(server), dir })
+        Ok(Self {
+            api,
+            server: Some(server),
+            dir,
+        })
     }
 
     pub fn state_dir(&self) -> &Path {
@@ -271,7 +313,9 @@ impl Daemon {
 
     /// SIGTERM, then waits; returns whether it exited cleanly.
     pub fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
         // SAFETY: kill(2) on our own child.
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);
@@ -301,7 +345,11 @@ impl Drop for Daemon {
 
 /// A multi-threaded runtime for a test (Garage must start outside it).
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Whether `haystack` contains `needle` as bytes.
@@ -311,7 +359,12 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
 
 /// Checks an id is `disk_` + a 26-character Crockford base32 ULID.
 pub fn assert_disk_id(id: &str) {
-    let ulid = id.strip_prefix("disk_").unwrap_or_else(|| panic!("id {id:?} lacks disk_"));
+    let ulid = id
+        .strip_prefix("disk_")
+        .unwrap_or_else(|| panic!("id {id:?} lacks disk_"));
     assert_eq!(ulid.len(), 26, "{id}");
-    assert!(ulid.bytes().all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b)), "{id}");
+    assert!(
+        ulid.bytes().all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b)),
+        "{id}"
+    );
 }

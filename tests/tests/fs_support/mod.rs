@@ -21,7 +21,11 @@ pub struct Env {
 impl Env {
     pub fn start() -> Env {
         let garage = Garage::start().expect("Garage starts (run scripts/setup)");
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let s3 = garage.client(Addressing::Path);
         Env { garage, rt, s3 }
     }
@@ -38,12 +42,19 @@ impl Env {
     pub fn mount_with(&self, client: S3Client, prefix: &str, opts: MountOptions) -> Mount {
         let dir = tempfile::Builder::new().prefix("byos3-mnt-").tempdir().unwrap();
         let handle = byos3::fs::mount(client, prefix, dir.path(), opts).expect("mount");
-        Mount { handle: Some(handle), dir }
+        Mount {
+            handle: Some(handle),
+            dir,
+        }
     }
 
     pub fn put(&self, key: &str, data: &[u8]) {
         self.rt
-            .block_on(self.s3.put_object(key, byos3::s3::Payload::Bytes(data.to_vec().into()), &Default::default()))
+            .block_on(self.s3.put_object(
+                key,
+                byos3::s3::Payload::Bytes(data.to_vec().into()),
+                &Default::default(),
+            ))
             .expect("put");
     }
 
@@ -58,8 +69,16 @@ impl Env {
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         use futures_util::TryStreamExt;
         self.rt.block_on(async {
-            let pages: Vec<_> = self.s3.list_pages(prefix.to_string(), None, Some(1000)).try_collect().await.unwrap();
-            pages.into_iter().flat_map(|p| p.objects.into_iter().map(|o| o.key)).collect()
+            let pages: Vec<_> = self
+                .s3
+                .list_pages(prefix.to_string(), None, Some(1000))
+                .try_collect()
+                .await
+                .unwrap();
+            pages
+                .into_iter()
+                .flat_map(|p| p.objects.into_iter().map(|o| o.key))
+                .collect()
         })
     }
 }
@@ -113,5 +132,8 @@ impl Drop for Mount {
 /// Options for tests: defaults with a small part size so multipart paths
 /// run on small files, and a private staging directory.
 pub fn opts() -> MountOptions {
-    MountOptions { part_size: 5 * MIB as u64, ..MountOptions::default() }
+    MountOptions {
+        part_size: 5 * MIB as u64,
+        ..MountOptions::default()
+    }
 }

@@ -20,7 +20,11 @@ pub fn dist() -> PathBuf {
 /// A test fixture plugin (`plugins/dist/fixtures/NAME.wasm`).
 pub fn fixture(name: &str) -> PathBuf {
     let f = dist().join("fixtures").join(format!("{name}.wasm"));
-    assert!(f.is_file(), "fixture {} is missing; run scripts/build-plugins", f.display());
+    assert!(
+        f.is_file(),
+        "fixture {} is missing; run scripts/build-plugins",
+        f.display()
+    );
     f
 }
 
@@ -37,7 +41,11 @@ pub fn files_with(fixtures: &[&str]) -> Vec<PathBuf> {
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// A compiled-plugin cache shared by the tests (and kept between runs).
@@ -47,5 +55,7 @@ pub fn cache() -> PathBuf {
 
 /// Loads the bundled plugins.
 pub async fn bundled() -> PluginHost {
-    PluginHost::load_dir(&dist(), Some(&cache()), Limits::default()).await.unwrap()
+    PluginHost::load_dir(&dist(), Some(&cache()), Limits::default())
+        .await
+        .unwrap()
 }
