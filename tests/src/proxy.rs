@@ -35,6 +35,8 @@ pub struct Seen {
     pub target: String,
     /// The status returned, or `None` for an injected reset.
     pub status: Option<u16>,
+    /// Request headers, names in lower case.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Seen {
@@ -142,12 +144,23 @@ async fn forward(
 ) -> Result<Response<Body>, Box<dyn std::error::Error + Send + Sync>> {
     let method = req.method().to_string();
     let target = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let fault = take_fault(&st);
     let record = |status: Option<u16>| {
         st.seen.lock().unwrap().push(Seen {
             method: method.clone(),
             target: target.clone(),
             status,
+            headers: headers.clone(),
         })
     };
     match fault {

@@ -535,3 +535,61 @@ fn https_endpoint_with_a_private_ca() {
         assert!(err.to_string().contains("no usable certificate"), "{err}");
     });
 }
+
+#[test]
+fn checksum_headers_are_sent_only_when_the_quirk_asks() {
+    let garage = Garage::start().unwrap();
+    rt().block_on(async {
+        let proxy = FaultProxy::start(garage.port).await.unwrap();
+        let mut cfg: ClientConfig = garage.client_config(Addressing::Path);
+        let quirks = byos3::s3::Quirks {
+            checksum_headers: true,
+            ..Default::default()
+        };
+        cfg.endpoint = Endpoint::new(&proxy.url(), &garage.region, Addressing::Path)
+            .unwrap()
+            .with_quirks(quirks);
+        let client = S3Client::new(cfg).unwrap();
+        client
+            .put_object(
+                "sum/k",
+                Payload::Bytes(Bytes::from_static(b"checked")),
+                &PutOptions::default(),
+            )
+            .await
+            .expect("the store accepts a correct CRC32");
+        assert_eq!(
+            &client.get_object_bytes("sum/k", None, 64).await.unwrap()[..],
+            b"checked"
+        );
+        let seen = proxy.seen();
+        assert!(
+            seen[0]
+                .headers
+                .iter()
+                .any(|(k, v)| k == "x-amz-checksum-crc32" && v == "rQO6gw=="),
+            "{:?}",
+            seen[0].headers
+        );
+
+        // The default (no quirk) sends none.
+        proxy.clear();
+        let plain = garage.client(Addressing::Path);
+        let mut cfg = garage.client_config(Addressing::Path);
+        cfg.endpoint = Endpoint::new(&proxy.url(), &garage.region, Addressing::Path).unwrap();
+        S3Client::new(cfg)
+            .unwrap()
+            .put_object(
+                "sum/k2",
+                Payload::Bytes(Bytes::from_static(b"x")),
+                &PutOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert!(proxy.seen()[0]
+            .headers
+            .iter()
+            .all(|(k, _)| !k.starts_with("x-amz-checksum") && k != "x-amz-sdk-checksum-algorithm"));
+        assert!(plain.head_object("sum/k2").await.is_ok());
+    });
+}

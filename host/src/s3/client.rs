@@ -985,6 +985,21 @@ impl S3Client {
         let signing = |reason: String| S3Error::Signing { operation: op, reason };
         let mut req = Request::builder().method(call.method.clone()).uri(uri);
         let mut headers: Vec<(HeaderName, HeaderValue)> = call.headers.clone();
+        if let (true, Operation::PutObject, BodySource::Bytes(b)) =
+            (inner.endpoint.quirks().checksum_headers, call.op, &body)
+        {
+            // End-to-end integrity for stores that check it; off by default
+            // because several S3-compatible stores reject these headers.
+            let crc = crc32fast::hash(b).to_be_bytes();
+            let value = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, crc);
+            headers.push((
+                HeaderName::from_static("x-amz-sdk-checksum-algorithm"),
+                HeaderValue::from_static("CRC32"),
+            ));
+            if let Ok(v) = HeaderValue::try_from(value) {
+                headers.push((HeaderName::from_static("x-amz-checksum-crc32"), v));
+            }
+        }
         let has_body = !matches!(body, BodySource::Empty) || matches!(call.method, Method::PUT | Method::POST);
         if has_body {
             headers.push((CONTENT_LENGTH, HeaderValue::from(len)));
