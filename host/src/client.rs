@@ -20,6 +20,7 @@ use std::fmt;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
@@ -238,7 +239,7 @@ struct RotateBody<'a> {
 pub struct Client {
     base: String,
     key: std::sync::Arc<Zeroizing<String>>,
-    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    http: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl fmt::Debug for Client {
@@ -254,7 +255,8 @@ fn seg(s: &str) -> String {
 }
 
 impl Client {
-    /// A client of the server at `base_url` (`http://host:port`) using `api_key`.
+    /// A client of the server at `base_url` (`http://host:port`, or
+    /// `https://` verified against the platform's CA roots) using `api_key`.
     pub fn new(base_url: &str, api_key: &str) -> Result<Self, ClientError> {
         let base = base_url.trim_end_matches('/').to_string();
         let bad = |reason: &str| ClientError::Url {
@@ -262,12 +264,16 @@ impl Client {
             reason: reason.to_string(),
         };
         let uri: http::Uri = base.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(bad("https is not supported by this client yet; use http on loopback")),
-            _ => return Err(bad("expected http://HOST:PORT")),
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err(bad("expected http://HOST:PORT or https://HOST:PORT"));
         }
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let tls = crate::s3::transport::tls_config(None).map_err(|e| bad(&e.to_string()))?;
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https);
         Ok(Self {
             base,
             key: std::sync::Arc::new(Zeroizing::new(api_key.to_string())),
@@ -285,13 +291,14 @@ impl Client {
         Self::new(&url, &key)
     }
 
-    /// Sends a request and returns the JSend `data` of a success.
-    pub async fn call(
+    /// Sends a request and returns the status and the JSON body as sent
+    /// (`Null` for an empty body), whatever the status.
+    pub async fn request(
         &self,
         method: Method,
         path: &str,
         body: Option<Zeroizing<Vec<u8>>>,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<(StatusCode, Value), ClientError> {
         let url = format!("{}{path}", self.base);
         let transport = |reason: String| ClientError::Transport {
             url: self.base.clone(),
@@ -314,14 +321,27 @@ impl Client {
             .await
             .map_err(|e| transport(e.to_string()))?
             .to_bytes();
+        if body.is_empty() {
+            return Ok((status, Value::Null));
+        }
+        let v = serde_json::from_slice(&body).map_err(|e| ClientError::InvalidResponse {
+            status: status.as_u16(),
+            reason: format!("not JSON: {e}"),
+        })?;
+        Ok((status, v))
+    }
+
+    /// Sends a request and returns the JSend `data` of a success.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<Value, ClientError> {
+        let (status, v) = self.request(method, path, body).await?;
         if status == StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
-        let invalid = |reason: String| ClientError::InvalidResponse {
-            status: status.as_u16(),
-            reason,
-        };
-        let v: Value = serde_json::from_slice(&body).map_err(|e| invalid(format!("not JSON: {e}")))?;
         match v["status"].as_str() {
             Some("success") => Ok(v["data"].clone()),
             Some("fail") => Err(ClientError::Fail {
@@ -334,7 +354,10 @@ impl Client {
                 status: status.as_u16(),
                 message: v["message"].as_str().unwrap_or("").to_string(),
             }),
-            _ => Err(invalid("not a JSend envelope".into())),
+            _ => Err(ClientError::InvalidResponse {
+                status: status.as_u16(),
+                reason: "not a JSend envelope".into(),
+            }),
         }
     }
 

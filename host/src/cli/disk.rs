@@ -10,11 +10,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
@@ -55,70 +51,6 @@ pub enum DiskCommand {
     Rotate { id: String },
     /// Forget a disk (the bucket is never touched).
     Delete { id: String },
-}
-
-/// A minimal client of the byos3 API.
-struct ApiClient {
-    base: String,
-    key: Zeroizing<String>,
-    http: Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>,
-}
-
-impl ApiClient {
-    fn from_env() -> anyhow::Result<Self> {
-        let base = std::env::var("BYOS3_URL").unwrap_or_else(|_| "http://127.0.0.1:8787".into());
-        let base = base.trim_end_matches('/').to_string();
-        let key = Zeroizing::new(std::env::var("BYOS3_API_KEY").context("set BYOS3_API_KEY to your API key")?);
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let tls =
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(Self {
-            base,
-            key,
-            http: Client::builder(TokioExecutor::new()).build(https),
-        })
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Zeroizing<Vec<u8>>>,
-    ) -> anyhow::Result<(StatusCode, Value)> {
-        let url = format!("{}{path}", self.base);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("x-api-key", self.key.as_str());
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let body = body.map(|b| Bytes::copy_from_slice(&b)).unwrap_or_default();
-        let resp = self
-            .http
-            .request(req.body(Full::new(body))?)
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).with_context(|| format!("{status}: not JSON"))?
-        };
-        Ok((status, value))
-    }
 }
 
 /// Prints the outcome: `data` as JSON on success, the reason on failure.
@@ -244,7 +176,7 @@ fn path_id(id: &str) -> String {
 }
 
 pub async fn run(cmd: DiskCommand) -> anyhow::Result<ExitCode> {
-    let api = ApiClient::from_env()?;
+    let api = crate::client::Client::from_env()?;
     let (status, v) = match cmd {
         DiskCommand::Create {
             name,
@@ -276,23 +208,23 @@ pub async fn run(cmd: DiskCommand) -> anyhow::Result<ExitCode> {
                 config["options"] = Value::Object(m);
             }
             let body = credentials_body(json!({"name": name, "kind": "s3", "config": config}))?;
-            api.call(Method::POST, "/v1/disks", Some(body)).await?
+            api.request(Method::POST, "/v1/disks", Some(body)).await?
         }
         DiskCommand::List { limit, offset } => {
-            api.call(Method::GET, &format!("/v1/disks?limit={limit}&offset={offset}"), None)
+            api.request(Method::GET, &format!("/v1/disks?limit={limit}&offset={offset}"), None)
                 .await?
         }
         DiskCommand::Show { id } => {
-            api.call(Method::GET, &format!("/v1/disks/{}", path_id(&id)), None)
+            api.request(Method::GET, &format!("/v1/disks/{}", path_id(&id)), None)
                 .await?
         }
         DiskCommand::Rotate { id } => {
             let body = credentials_body(json!({}))?;
-            api.call(Method::PATCH, &format!("/v1/disks/{}", path_id(&id)), Some(body))
+            api.request(Method::PATCH, &format!("/v1/disks/{}", path_id(&id)), Some(body))
                 .await?
         }
         DiskCommand::Delete { id } => {
-            api.call(Method::DELETE, &format!("/v1/disks/{}", path_id(&id)), None)
+            api.request(Method::DELETE, &format!("/v1/disks/{}", path_id(&id)), None)
                 .await?
         }
     };

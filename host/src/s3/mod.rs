@@ -10,7 +10,7 @@ mod credentials;
 mod endpoint;
 mod error;
 mod retry;
-mod transport;
+pub(crate) mod transport;
 mod xml;
 
 pub use client::{

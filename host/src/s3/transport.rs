@@ -133,7 +133,7 @@ pub(crate) fn build_client(cfg: &TransportConfig) -> Result<HttpClient, Transpor
         .build(https))
 }
 
-fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, TransportError> {
+pub(crate) fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, TransportError> {
     let mut roots = platform_roots().clone();
     if let Some(path) = extra_ca {
         let pem = std::fs::read(path).map_err(|source| TransportError::CaFile {
