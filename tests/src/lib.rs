@@ -37,6 +37,15 @@ pub fn garage_binary() -> PathBuf {
         .unwrap_or_else(|_| cache_dir().join("garage-2.5.0/bin/garage"))
 }
 
+/// `N` distinct free TCP ports on 127.0.0.1 (held open together while
+/// chosen, so they differ from each other; free when returned).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("no free port on 127.0.0.1"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("bound listener").port())
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; good enough for tests).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -63,14 +72,27 @@ impl Garage {
         Self::start_with_region(REGION)
     }
 
-    /// Starts a server whose S3 API signs for `region`.
+    /// Starts a server whose S3 API signs for `region`. A port taken
+    /// between choosing it and Garage binding it (tests start servers in
+    /// parallel) is retried with fresh ports, a bounded number of times.
     pub fn start_with_region(region: &str) -> Result<Self> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::try_start(region) {
+                Err(e) if attempt < 5 && format!("{e:#}").contains("Address already in use") => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn try_start(region: &str) -> Result<Self> {
         let bin = garage_binary();
         if !bin.exists() {
             bail!("Garage is not installed at {} (run scripts/setup)", bin.display());
         }
         let dir = tempfile::Builder::new().prefix("byos3-garage-").tempdir()?;
-        let (port, rpc, admin) = (free_port(), free_port(), free_port());
+        let [port, rpc, admin] = free_ports::<3>();
         let secret: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
         let toml = format!(
             r#"metadata_dir = "{d}/meta"
@@ -135,6 +157,9 @@ api_bind_addr = "127.0.0.1:{admin}"
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() && rt.block_on(client.head_bucket()).is_ok() {
                 return Ok(());
+            }
+            if self.log().contains("Address already in use") {
+                bail!("Garage could not bind its ports (Address already in use)");
             }
             if Instant::now() > deadline {
                 bail!("Garage did not answer within 30 s; log:\n{}", self.log());
