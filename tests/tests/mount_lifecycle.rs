@@ -162,3 +162,41 @@ fn escapes_and_missing_sandboxes_are_refused() {
     assert!(matches!(err, AttachError::Sandbox(_)), "{err}");
     assert!(f.manager.list(None).is_empty(), "failed attaches leave nothing behind");
 }
+
+#[test]
+fn detach_with_an_open_writer_flushes_and_refuses_until_closed() {
+    use std::io::Write;
+    let f = Fixture::new();
+    let root = f.root("busy");
+    f.attach(f.request("busy", "/mnt/w", "w/", false)).unwrap();
+    let mut file = std::fs::File::create(root.join("mnt/w/open.txt")).unwrap();
+    file.write_all(b"written while attached").unwrap();
+    let mount_path = MountPath::parse("/mnt/w").unwrap();
+
+    // The writer still holds the file: detach flushes its data, then refuses
+    // to pull the mount from under it.
+    let err =
+        f.rt.block_on(f.manager.detach("busy", "disk_1", &mount_path))
+            .unwrap_err();
+    assert!(err.to_string().contains("busy"), "{err}");
+    assert_eq!(
+        f.manager.list(Some("busy"))[0].status,
+        MountStatus::Mounted,
+        "the mount stays usable"
+    );
+    let client = f.garage.client(Addressing::Path);
+    let flushed =
+        f.rt.block_on(client.get_object_bytes("w/open.txt", None, 1024))
+            .expect("flushed before refusing");
+    assert_eq!(&flushed[..], b"written while attached");
+
+    // Once closed, detach succeeds and nothing was lost.
+    file.write_all(b", and after").unwrap();
+    drop(file);
+    f.rt.block_on(f.manager.detach("busy", "disk_1", &mount_path))
+        .expect("detach after close");
+    let data =
+        f.rt.block_on(client.get_object_bytes("w/open.txt", None, 1024))
+            .unwrap();
+    assert_eq!(&data[..], b"written while attached, and after");
+}
