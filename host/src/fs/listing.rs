@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::TryStreamExt;
 
 use super::inode::{Kind, Meta};
-use crate::s3::{S3Client, S3Error};
+use crate::s3::{parse_rfc3339, S3Client, S3Error};
 
 /// Whether an S3 key segment can be a file name here.
 pub(crate) fn valid_name(name: &str) -> bool {
@@ -154,59 +154,9 @@ impl ListingCache {
     }
 }
 
-/// Parses the `LastModified` of a listing (`2024-01-02T03:04:05.000Z`).
-pub(crate) fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let s = s.trim();
-    let (date, rest) = s.split_once('T')?;
-    let mut d = date.split('-');
-    let (y, mo, da): (i64, i64, i64) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-    );
-    let time = rest.trim_end_matches('Z');
-    let time = time.split(['+']).next()?;
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut t = hms.split(':');
-    let (h, mi, se): (u64, u64, u64) = (
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-    );
-    let nanos: u32 = if frac.is_empty() {
-        0
-    } else {
-        let digits: String = frac.chars().take_while(char::is_ascii_digit).take(9).collect();
-        format!("{digits:0<9}").parse().ok()?
-    };
-    let days = days_from_civil(y, mo, da);
-    let secs = u64::try_from(days.checked_mul(86_400)?).ok()? + h * 3600 + mi * 60 + se;
-    Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_listing_dates() {
-        let t = parse_rfc3339("1994-11-06T08:49:37.250Z").unwrap();
-        let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
-        assert_eq!(d.as_secs(), 784_111_777);
-        assert_eq!(d.subsec_millis(), 250);
-        assert!(parse_rfc3339("garbage").is_none());
-    }
 
     #[test]
     fn rejects_names_that_cannot_be_files() {

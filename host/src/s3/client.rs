@@ -1149,7 +1149,7 @@ fn meta_from_headers(h: &HeaderMap, total_size: Option<u64>) -> ObjectMeta {
         last_modified: h
             .get("last-modified")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate_parse(v)),
+            .and_then(super::time::parse_http_date),
         content_type: header_string(h, "content-type"),
         metadata,
     }
@@ -1164,40 +1164,6 @@ fn parse_content_range(v: &str) -> Option<(Range<u64>, u64)> {
     let end: u64 = b.trim().parse().ok()?;
     let total: u64 = total.trim().parse().ok()?;
     Some((start..end + 1, total))
-}
-
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
-fn httpdate_parse(s: &str) -> Option<SystemTime> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    if parts.len() != 6 || parts[5] != "GMT" {
-        return None;
-    }
-    let day: u64 = parts[1].parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| *m == parts[2])? as u64
-        + 1;
-    let year: u64 = parts[3].parse().ok()?;
-    let hms: Vec<u64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    if hms.len() != 3 {
-        return None;
-    }
-    let days = days_from_civil(year as i64, month as i64, day as i64);
-    let secs = days.checked_mul(86_400)? as u64 + hms[0] * 3600 + hms[1] * 60 + hms[2];
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// The error and its causes on one line (hyper's top-level message alone
@@ -1224,12 +1190,6 @@ mod tests {
     fn content_range_parses() {
         assert_eq!(parse_content_range("bytes 0-9/100"), Some((0..10, 100)));
         assert_eq!(parse_content_range("bytes */100"), None);
-    }
-
-    #[test]
-    fn http_date_parses() {
-        let t = httpdate_parse("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 784_111_777);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod credentials;
 mod endpoint;
 mod error;
 mod retry;
+mod time;
 pub(crate) mod transport;
 mod xml;
 
@@ -21,5 +22,6 @@ pub use credentials::Credentials;
 pub use endpoint::{encode_key, Addressing, Endpoint, EndpointError, Quirks};
 pub use error::{S3Error, ServiceError};
 pub use retry::RetryPolicy;
+pub use time::parse_rfc3339;
 pub use transport::{AddressPolicy, AllowAll, ResolveOverrides, TransportConfig, TransportError};
 pub use xml::{CompletedPart, DeleteFailure, ListPage, ObjectInfo, UploadInfo, UploadsPage};
