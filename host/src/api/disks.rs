@@ -25,7 +25,7 @@ const CREDENTIAL_FIELDS: &[&str] = &["access_key", "secret_key"];
 const PATCH_FIELDS: &[&str] = &["credentials"];
 
 /// Runs a store call on a blocking thread.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     state: &Arc<AppState>,
     f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -35,7 +35,7 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(StoreError::Database(format!("store task failed: {e}"))))
 }
 
-fn store_failed(e: StoreError) -> ApiError {
+pub(crate) fn store_failed(e: StoreError) -> ApiError {
     ApiError::internal("accessing the registry", e)
 }
 
@@ -474,7 +474,7 @@ async fn seal_and_commit(
     ))
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

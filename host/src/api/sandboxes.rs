@@ -8,7 +8,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
-use super::disks::{self, disk_view};
+use super::disks::{self, disk_view, now_ms};
 use super::envelope::{page, rfc3339, success, ApiError, Body};
 use super::json::{parse_object, Obj};
 use super::server::read_body;
@@ -20,21 +20,12 @@ use crate::store::{AttachmentRecord, Page, SandboxRecord, Store, StoreError};
 const CREATE_FIELDS: &[&str] = &["name", "disks"];
 const ATTACH_FIELDS: &[&str] = &["disk_id", "mount_path", "sub_path", "read_only"];
 
+/// A store call on a blocking thread; a store failure is a 500.
 async fn blocking<T: Send + 'static>(
     state: &Arc<AppState>,
     f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || f(store.as_ref()))
-        .await
-        .unwrap_or_else(|e| Err(StoreError::Database(format!("store task failed: {e}"))))
-        .map_err(|e| ApiError::internal("accessing the registry", e))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    disks::blocking(state, f).await.map_err(disks::store_failed)
 }
 
 fn sandbox_not_found(id: &str) -> ApiError {
