@@ -111,8 +111,10 @@ impl Segment {
                     st.done = true;
                     if let Err(e) = &result {
                         tracing::warn!(key = %key, error = %e, "read failed");
+                        // ESTALE stays inside this module: the reader decides
+                        // whether it may follow the new version.
                         st.error = Some(if e.is_precondition_failed() {
-                            libc::EIO
+                            libc::ESTALE
                         } else {
                             e.errno()
                         });
@@ -149,6 +151,11 @@ impl Segment {
     }
 }
 
+/// A version change the reader may not follow is an I/O error to the caller.
+fn stale_is_eio(e: i32) -> i32 {
+    if e == libc::ESTALE { libc::EIO } else { e }
+}
+
 /// Bytes `rel` of the concatenation of `chunks`, without copying when they
 /// lie in one chunk.
 fn copy_out(chunks: &[Bytes], rel: Range<u64>) -> Bytes {
@@ -182,12 +189,21 @@ struct State {
     window: u64,
 }
 
+/// The object version a reader serves: every GET is conditional on its
+/// ETag, so bytes of two versions are never mixed in one file.
+#[derive(Clone)]
+struct Pin {
+    etag: Option<String>,
+    size: u64,
+}
+
 /// One open file's reader.
 pub(crate) struct Prefetcher {
     ctx: ReadCtx,
     key: String,
-    etag: Option<String>,
-    size: u64,
+    pin: Mutex<Pin>,
+    /// Set once any byte has been returned; from then on the version is fixed.
+    served: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
 }
 
@@ -196,8 +212,8 @@ impl Prefetcher {
         Self {
             ctx,
             key,
-            etag,
-            size,
+            pin: Mutex::new(Pin { etag, size }),
+            served: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State {
                 segments: VecDeque::new(),
                 next_fetch: 0,
@@ -207,10 +223,46 @@ impl Prefetcher {
     }
 
     pub async fn read(&self, offset: u64, len: u32) -> Result<Bytes, i32> {
-        if offset >= self.size || len == 0 {
+        use std::sync::atomic::Ordering;
+        match self.read_pinned(offset, len).await {
+            // The object was replaced between open and the first read (the
+            // open's metadata came from a cache that was about to expire).
+            // Nothing of the old version was handed out, so follow the new
+            // one once; after the first byte a change is an error.
+            Err(libc::ESTALE) if !self.served.load(Ordering::Acquire) => {
+                self.repin().await?;
+                let out = self.read_pinned(offset, len).await.map_err(stale_is_eio)?;
+                self.served.store(true, Ordering::Release);
+                Ok(out)
+            }
+            Err(e) => Err(stale_is_eio(e)),
+            Ok(out) => {
+                self.served.store(true, Ordering::Release);
+                Ok(out)
+            }
+        }
+    }
+
+    async fn repin(&self) -> Result<(), i32> {
+        let m = self.ctx.client.head_object(&self.key).await.map_err(|e| e.errno())?;
+        tracing::debug!(key = %self.key, "object replaced before the first read; following the new version");
+        *self.pin.lock().unwrap_or_else(|p| p.into_inner()) = Pin {
+            etag: m.etag,
+            size: m.size,
+        };
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.segments.clear();
+        st.next_fetch = 0;
+        st.window = 0;
+        Ok(())
+    }
+
+    async fn read_pinned(&self, offset: u64, len: u32) -> Result<Bytes, i32> {
+        let size = self.pin.lock().unwrap_or_else(|p| p.into_inner()).size;
+        if offset >= size || len == 0 {
             return Ok(Bytes::new());
         }
-        let end = (offset + u64::from(len)).min(self.size);
+        let end = (offset + u64::from(len)).min(size);
         let needed = self.plan(offset, end);
         if needed.len() == 1 {
             let s = &needed[0];
@@ -226,6 +278,7 @@ impl Prefetcher {
     /// Decides what to fetch for a read of `offset..end` and returns the
     /// segments that hold it.
     fn plan(&self, offset: u64, end: u64) -> Vec<Arc<Segment>> {
+        let Pin { etag, size } = self.pin.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let front = st.segments.front().map_or(st.next_fetch, |s| s.range.start);
         let fresh = st.segments.is_empty() && st.next_fetch == 0;
@@ -237,8 +290,8 @@ impl Prefetcher {
         if !sequential {
             // A jump: drop the window and fetch only what this read needs.
             st.segments.clear();
-            let fetch_end = (offset + (end - offset).next_multiple_of(RANDOM_GRANULE)).min(self.size);
-            let seg = Segment::start(&self.ctx, &self.key, self.etag.as_deref(), offset..fetch_end);
+            let fetch_end = (offset + (end - offset).next_multiple_of(RANDOM_GRANULE)).min(size);
+            let seg = Segment::start(&self.ctx, &self.key, etag.as_deref(), offset..fetch_end);
             st.segments.push_back(seg.clone());
             st.next_fetch = fetch_end;
             st.window = 0;
@@ -262,12 +315,12 @@ impl Prefetcher {
         }
         // A reader that skipped a little ahead gets the gap fetched too:
         // coverage stays one contiguous run, so every read inside it is served.
-        let target = (end.max(offset + st.window)).min(self.size);
+        let target = (end.max(offset + st.window)).min(size);
         while st.next_fetch < target {
             let seg_len = st.window.clamp(INITIAL_WINDOW, MAX_SEGMENT);
             let a = st.next_fetch;
-            let b = (a + seg_len).min(self.size);
-            let seg = Segment::start(&self.ctx, &self.key, self.etag.as_deref(), a..b);
+            let b = (a + seg_len).min(size);
+            let seg = Segment::start(&self.ctx, &self.key, etag.as_deref(), a..b);
             st.segments.push_back(seg);
             st.next_fetch = b;
         }
