@@ -7,14 +7,19 @@
 //! - [`fs`]: the FUSE filesystem over a bucket prefix.
 //! - [`vault`], [`store`], [`api`]: credentials, registry and the HTTP API.
 //! - [`mount`]: the attach/detach lifecycle.
+//! - [`gateway`]: the operations without HTTP, for embedding runtimes
+//!   ([`gateway::Gateway`]); [`api`] serves the same over HTTP.
 //! - [`client`]: a client of the HTTP API (what the CLI uses).
 
 pub mod api;
 pub mod cli;
 pub mod client;
 pub mod fs;
+pub mod gateway;
 pub mod mount;
 pub mod plugin;
 pub mod s3;
 pub mod store;
 pub mod vault;
+
+pub use gateway::{Gateway, GatewayError, GatewayOptions};

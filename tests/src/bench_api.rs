@@ -155,8 +155,8 @@ pub fn run(cfg: &ApiBenchConfig) -> Result<()> {
         keys.add_key("bench", KEY).map_err(anyhow::Error::msg)?;
         opts.api_keys = keys;
         opts.generate_api_key = false;
-        opts.master_key.env_value = None;
-        opts.plugin_cache_dir = Some(byos3::plugin::default_cache_dir());
+        opts.gateway.master_key.env_value = None;
+        opts.gateway.plugin_cache_dir = Some(byos3::plugin::default_cache_dir());
         let server = Server::start(opts).await.context("starting the API server")?;
         if let Some(why) = server.disks_unavailable() {
             anyhow::bail!("the disks API is unavailable: {why}");

@@ -5,47 +5,14 @@
 
 mod api_support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use api_support::*;
-use byos3::s3::Addressing;
 use byos3_tests::Garage;
 use serde_json::{json, Value};
 
-/// Last-resort cleanup: lazily unmounts any FUSE mount left under the
-/// state directory, also when an assertion failed.
-struct MountGuard(PathBuf);
-
-impl Drop for MountGuard {
-    fn drop(&mut self) {
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        let prefix = self.0.display().to_string();
-        for line in mounts.lines().filter(|l| l.contains("fuse")) {
-            if let Some(mp) = line.split_whitespace().nth(1).filter(|mp| mp.starts_with(&prefix)) {
-                let _ = std::process::Command::new("fusermount3").args(["-uz", mp]).status();
-            }
-        }
-    }
-}
-
-fn keys_in(g: &Garage, rt: &tokio::runtime::Runtime, prefix: &str) -> Vec<String> {
-    let client = g.client(Addressing::Path);
-    let page = rt
-        .block_on(client.list_objects(prefix, None, None, None, None))
-        .unwrap();
-    page.objects.into_iter().map(|o| o.key).collect()
-}
-
 fn root_of(v: &Value) -> PathBuf {
     PathBuf::from(v["root"].as_str().expect("sandbox root"))
-}
-
-fn is_mounted(p: &Path) -> bool {
-    let target = p.display().to_string();
-    std::fs::read_to_string("/proc/mounts")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some(target.as_str()))
 }
 
 #[test]

@@ -147,22 +147,34 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 fn secret_field(obj: &mut Obj, key: &str) -> Result<zeroize::Zeroizing<String>, ApiError> {
     let path = obj.field_path(key);
     let v = obj.req_secret(key)?;
+    check_secret(&path, &v)?;
+    Ok(v)
+}
+
+/// The same checks for a secret given as JSON or through the library.
+fn check_secret(path: &str, v: &str) -> Result<(), ApiError> {
     if v.is_empty() {
-        return Err(invalid(&path, format!("{path} must not be empty")));
+        return Err(invalid(path, format!("{path} must not be empty")));
     }
     if v.len() > 1024 {
-        return Err(invalid(&path, format!("{path} is longer than 1024 bytes")));
+        return Err(invalid(path, format!("{path} is longer than 1024 bytes")));
     }
     if v.chars().any(char::is_control) {
-        return Err(invalid(&path, format!("{path} contains control characters")));
+        return Err(invalid(path, format!("{path} contains control characters")));
     }
-    if v.trim() != v.as_str() {
+    if v.trim() != v {
         return Err(invalid(
-            &path,
+            path,
             format!("{path} starts or ends with whitespace (a copy-and-paste slip?)"),
         ));
     }
-    Ok(v)
+    Ok(())
+}
+
+/// Checks credentials that did not come through JSON (the library).
+pub(crate) fn check_credentials(c: &SecretCredentials) -> Result<(), ApiError> {
+    check_secret("credentials.access_key", c.access_key())?;
+    check_secret("credentials.secret_key", c.secret_key())
 }
 
 fn parse_credentials(obj: &mut Obj) -> Result<SecretCredentials, ApiError> {
@@ -173,8 +185,8 @@ fn parse_credentials(obj: &mut Obj) -> Result<SecretCredentials, ApiError> {
     Ok(SecretCredentials::new(access_key, secret_key))
 }
 
-/// A validated `POST /v1/disks` body.
-struct CreateRequest {
+/// A validated disk registration.
+pub(crate) struct CreateRequest {
     name: String,
     kind: String,
     spec: DiskSpec,
@@ -187,37 +199,54 @@ fn parse_create(body: &[u8]) -> Result<CreateRequest, ApiError> {
     let mut o = parse_object(body)?;
     o.deny_unknown(CREATE_FIELDS)?;
     let name = o.req_str("name")?;
+    let kind = o.opt_str("kind")?.unwrap_or_else(|| "s3".into());
+    let mut c = o.req_obj("config")?;
+    c.deny_unknown(CONFIG_FIELDS)?;
+    let spec = DiskSpec {
+        bucket: c.req_str("bucket")?,
+        endpoint: c.req_str("endpoint")?,
+        region: c.opt_str("region")?,
+        use_path_style: c.opt_bool("use_path_style")?,
+        provider: c.opt_str("provider")?,
+        options: c.opt_string_map("options")?.unwrap_or_default(),
+    };
+    let credentials = parse_credentials(&mut o)?;
+    validate_create(name, kind, spec, credentials)
+}
+
+/// Checks a registration field by field, naming the JSON path of the first
+/// problem (the library reports the same paths).
+pub(crate) fn validate_create(
+    name: String,
+    kind: String,
+    mut spec: DiskSpec,
+    credentials: SecretCredentials,
+) -> Result<CreateRequest, ApiError> {
     if !valid_name(&name) {
         return Err(invalid(
             "name",
             "name must match ^[a-z0-9][a-z0-9-]{0,62}$ (lowercase letters, digits and hyphens, starting with a letter or digit, at most 63 characters)",
         ));
     }
-    let kind = o.opt_str("kind")?.unwrap_or_else(|| "s3".into());
     if kind != "s3" {
         return Err(invalid("kind", "kind must be \"s3\""));
     }
-    let mut c = o.req_obj("config")?;
-    c.deny_unknown(CONFIG_FIELDS)?;
-    let bucket = c.req_str("bucket")?;
-    if let Some(p) = bucket_problem(&bucket) {
+    if let Some(p) = bucket_problem(&spec.bucket) {
         return Err(invalid("config.bucket", format!("config.bucket {p}")));
     }
-    let endpoint_url = c.req_str("endpoint")?;
-    if endpoint_url.len() > 2048 {
+    if spec.endpoint.len() > 2048 {
         return Err(invalid(
             "config.endpoint",
             "config.endpoint is longer than 2048 characters",
         ));
     }
-    let endpoint = Endpoint::new(&endpoint_url, "us-east-1", Addressing::Path).map_err(|e| {
+    let endpoint = Endpoint::new(&spec.endpoint, "us-east-1", Addressing::Path).map_err(|e| {
         invalid(
             "config.endpoint",
             format!("config.endpoint must be an absolute http:// or https:// URL ({e})"),
         )
     })?;
-    let region = c.opt_str("region")?;
-    if let Some(r) = &region {
+    if let Some(r) = &spec.region {
         if r.is_empty() || r.len() > 64 || !r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Err(invalid(
                 "config.region",
@@ -225,9 +254,7 @@ fn parse_create(body: &[u8]) -> Result<CreateRequest, ApiError> {
             ));
         }
     }
-    let use_path_style = c.opt_bool("use_path_style")?;
-    let provider = c.opt_str("provider")?;
-    if let Some(p) = &provider {
+    if let Some(p) = &spec.provider {
         if !valid_name(p) {
             return Err(invalid(
                 "config.provider",
@@ -235,11 +262,10 @@ fn parse_create(body: &[u8]) -> Result<CreateRequest, ApiError> {
             ));
         }
     }
-    let options = c.opt_string_map("options")?.unwrap_or_default();
-    if options.len() > 32 {
+    if spec.options.len() > 32 {
         return Err(invalid("config.options", "config.options holds more than 32 entries"));
     }
-    for (k, v) in &options {
+    for (k, v) in &spec.options {
         if k.is_empty()
             || k.len() > 64
             || !k
@@ -258,15 +284,9 @@ fn parse_create(body: &[u8]) -> Result<CreateRequest, ApiError> {
             ));
         }
     }
-    let credentials = parse_credentials(&mut o)?;
-    let spec = DiskSpec {
-        bucket,
-        endpoint: endpoint_url,
-        region,
-        use_path_style,
-        provider,
-        options,
-    };
+    // Registrations compare equal whatever order the options came in.
+    spec.options.sort();
+    spec.options.dedup_by(|a, b| a.0 == b.0);
     Ok(CreateRequest {
         name,
         kind,
@@ -509,12 +529,12 @@ fn differs(
 }
 
 fn idempotent(
-    existing: &DiskRecord,
+    existing: DiskRecord,
     req: &CreateRequest,
     resolved: &ResolvedEndpoint,
-) -> Result<Response<Body>, ApiError> {
-    match differs(existing, &req.spec, &req.endpoint, resolved) {
-        None => Ok(success(StatusCode::OK, disk_view(existing))),
+) -> Result<(bool, DiskRecord), ApiError> {
+    match differs(&existing, &req.spec, &req.endpoint, resolved) {
+        None => Ok((false, existing)),
         Some(field) => Err(ApiError::conflict(
             "name_conflict",
             format!(
@@ -533,11 +553,25 @@ pub(crate) async fn create(
     tenant: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let vault = need_vault(state)?.clone();
-    let host = need_providers(state)?;
+    need_vault(state)?;
+    need_providers(state)?;
     let body = read_body(req, state.body_limit).await?;
     let req = parse_create(&body)?;
     drop(body);
+    let (created, disk) = register(state, tenant, req).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(success(status, disk_view(&disk)))
+}
+
+/// Registers a disk: resolve, policy, probe, seal, commit. `Ok((false, _))`
+/// is an identical registration made before (idempotent).
+pub(crate) async fn register(
+    state: &Arc<AppState>,
+    tenant: &str,
+    req: CreateRequest,
+) -> Result<(bool, DiskRecord), ApiError> {
+    let vault = need_vault(state)?.clone();
+    let host = need_providers(state)?;
     let cfg = plugin_config(&req.spec);
     let resolved = resolve(host, &cfg).await?;
     // Where the requests will go: the resolved endpoint (a plugin may rewrite
@@ -549,7 +583,7 @@ pub(crate) async fn create(
         .await
         .map_err(store_failed)?
     {
-        return idempotent(&existing, &req, &resolved);
+        return idempotent(existing, &req, &resolved);
     }
 
     probe(state, host, &cfg, &resolved, &req.credentials).await?;
@@ -575,7 +609,7 @@ pub(crate) async fn create(
     match committed {
         Ok(()) => {
             tracing::info!(disk = %record.id, name = %record.name, provider = %record.provider, "disk registered");
-            Ok(success(StatusCode::CREATED, disk_view(&record)))
+            Ok((true, record))
         }
         // Registered concurrently under the same name.
         Err(StoreError::Conflict(_)) => {
@@ -584,7 +618,7 @@ pub(crate) async fn create(
                 .await
                 .map_err(store_failed)?
             {
-                Some(existing) => idempotent(&existing, &req, &resolved),
+                Some(existing) => idempotent(existing, &req, &resolved),
                 None => Err(ApiError::conflict(
                     "name_conflict",
                     "the disk name was taken and released meanwhile; try again",
@@ -596,12 +630,21 @@ pub(crate) async fn create(
 }
 
 pub(crate) async fn list(state: &Arc<AppState>, tenant: &str, p: Page) -> Result<Response<Body>, ApiError> {
+    let (rows, total) = list_records(state, tenant, p).await?;
+    Ok(page(rows.iter().map(disk_view).collect(), total, p.limit, p.offset))
+}
+
+/// A page of the tenant's disks and the total count.
+pub(crate) async fn list_records(
+    state: &Arc<AppState>,
+    tenant: &str,
+    p: Page,
+) -> Result<(Vec<DiskRecord>, u64), ApiError> {
     need_vault(state)?;
     let t = tenant.to_string();
-    let (rows, total) = blocking(state, move |s| s.list_disks(&t, p))
+    blocking(state, move |s| s.list_disks(&t, p))
         .await
-        .map_err(store_failed)?;
-    Ok(page(rows.iter().map(disk_view).collect(), total, p.limit, p.offset))
+        .map_err(store_failed)
 }
 
 pub(crate) async fn find(state: &Arc<AppState>, tenant: &str, id: &str) -> Result<DiskRecord, ApiError> {
@@ -627,49 +670,68 @@ pub(crate) async fn rotate(
     id: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let vault = need_vault(state)?.clone();
-    let host = need_providers(state)?;
+    need_vault(state)?;
+    need_providers(state)?;
     let disk = find(state, tenant, id).await?;
     let body = read_body(req, state.body_limit).await?;
     let mut o = parse_object(&body)?;
     o.deny_unknown(PATCH_FIELDS)?;
     let creds = parse_credentials(&mut o)?;
     drop(body);
+    let disk = rotate_credentials(state, tenant, disk, &creds).await?;
+    Ok(success(StatusCode::OK, disk_view(&disk)))
+}
+
+/// Probes `creds`, then seals them in place of the disk's credentials and
+/// hands them to the disk's live mounts.
+pub(crate) async fn rotate_credentials(
+    state: &Arc<AppState>,
+    tenant: &str,
+    disk: DiskRecord,
+    creds: &SecretCredentials,
+) -> Result<DiskRecord, ApiError> {
+    let vault = need_vault(state)?.clone();
+    let host = need_providers(state)?;
     let cfg = plugin_config(&disk.spec);
     let resolved = resolve(host, &cfg).await?;
     check_endpoint(state, &resolved.endpoint, &disk.spec.bucket).await?;
     // The new credentials must work before they replace the old ones.
-    probe(state, host, &cfg, &resolved, &creds).await?;
+    probe(state, host, &cfg, &resolved, creds).await?;
     let now = now_ms();
     let (t, d) = (tenant.to_string(), disk.id.clone());
-    seal_and_commit(state, &vault, tenant, &disk.id, &creds, move |s, sealed| {
+    seal_and_commit(state, &vault, tenant, &disk.id, creds, move |s, sealed| {
         s.replace_credentials(&t, &d, sealed, now)
     })
     .await
     .map_err(|e| match e {
-        StoreError::NotFound => disk_not_found(id),
+        StoreError::NotFound => disk_not_found(&disk.id),
         e => store_failed(e),
     })?;
     // Mounts already attached sign their next request with the new keys.
     state.mounts.rotate_credentials(&disk.id, &creds.to_s3());
     tracing::info!(disk = %disk.id, "disk credentials rotated");
-    let disk = DiskRecord {
+    Ok(DiskRecord {
         updated_at_ms: now,
         ..disk
-    };
-    Ok(success(StatusCode::OK, disk_view(&disk)))
+    })
 }
 
 pub(crate) async fn delete(state: &Arc<AppState>, tenant: &str, id: &str) -> Result<Response<Body>, ApiError> {
     need_vault(state)?;
     let disk = find(state, tenant, id).await?;
+    remove(state, tenant, &disk).await?;
+    Ok(success(StatusCode::OK, json!({"deleted": true})))
+}
+
+/// Forgets a disk and its credentials; refused while it is attached.
+pub(crate) async fn remove(state: &Arc<AppState>, tenant: &str, disk: &DiskRecord) -> Result<(), ApiError> {
     let (t, d) = (tenant.to_string(), disk.id.clone());
     match blocking(state, move |s| s.delete_disk(&t, &d)).await {
         Ok(()) => {
             tracing::info!(disk = %disk.id, "disk deleted (the bucket is untouched)");
-            Ok(success(StatusCode::OK, json!({"deleted": true})))
+            Ok(())
         }
-        Err(StoreError::NotFound) => Err(disk_not_found(id)),
+        Err(StoreError::NotFound) => Err(disk_not_found(&disk.id)),
         Err(StoreError::Attached(n)) => Err(ApiError::conflict(
             "disk_attached",
             format!("disk {:?} is attached to {n} sandbox mount(s); detach it first (DELETE /v1/sandboxes/{{id}}/disks/{{disk_id}}?mount_path=...)", disk.name),

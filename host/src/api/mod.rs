@@ -6,12 +6,12 @@
 
 pub mod auth;
 pub mod config;
-mod disks;
+pub(crate) mod disks;
 pub mod envelope;
 pub mod json;
 pub mod policy;
 mod routes;
-mod sandboxes;
+pub(crate) mod sandboxes;
 mod server;
 
 use std::net::SocketAddr;
@@ -30,7 +30,8 @@ pub use routes::ROUTES;
 pub use server::TlsFiles;
 
 use crate::fs::MountOptions;
-use crate::mount::{DirectoryResolver, MountManager, SandboxResolver};
+use crate::gateway::GatewayOptions;
+use crate::mount::{DirectoryResolver, MountManager};
 use crate::plugin::{Limits, PluginHost};
 use crate::store::{SqliteStore, Store};
 use crate::vault::{key_check, verify_key_check, MasterKeyConfig, Vault};
@@ -48,55 +49,39 @@ pub const MASTER_KEY_FILE: &str = "master.key";
 /// The generated API key hashes inside the state directory.
 pub const API_KEYS_FILE: &str = "api-keys";
 
-/// Everything the server needs.
+/// Everything the server needs: where it listens and who may call it,
+/// around the [`GatewayOptions`] of the state it serves.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
+    /// The address to bind (loopback by default).
     pub listen: SocketAddr,
-    /// SQLite file, master key, generated API key, plugin cache.
-    pub state_dir: PathBuf,
-    pub plugin_dir: PathBuf,
-    /// Compiled plugin cache (default `<state-dir>/plugin-cache`).
-    pub plugin_cache_dir: Option<PathBuf>,
+    /// Serve HTTPS with this certificate and key.
     pub tls: Option<TlsFiles>,
+    /// The tenants' API keys.
     pub api_keys: ApiKeys,
     /// With no API key configured and none generated before: create one
     /// for tenant `default` (its hash is stored, the key returned once).
     pub generate_api_key: bool,
-    /// Default: `<state-dir>/master.key`, or `BYOS3_MASTER_KEY`.
-    pub master_key: MasterKeyConfig,
-    pub policy: EndpointPolicy,
-    pub plugin_limits: Limits,
-    /// Where sandbox roots live (default: one directory per sandbox under
-    /// `<state-dir>/sandboxes`). An embedding runtime supplies its own.
-    pub sandboxes: Option<Arc<dyn SandboxResolver>>,
-    /// Template of every mount (default: staging under `<state-dir>/staging`).
-    pub mount_options: Option<MountOptions>,
+    /// The state, plugins, keys and mounts served.
+    pub gateway: GatewayOptions,
 }
 
 impl ServerOptions {
     /// Defaults for a state directory: loopback on `listen`, the bundled
     /// plugins, the key file in the state directory, `BYOS3_MASTER_KEY` if set.
     pub fn new(listen: SocketAddr, state_dir: impl Into<PathBuf>) -> Self {
-        let state_dir = state_dir.into();
         Self {
             listen,
-            master_key: MasterKeyConfig::from_env(state_dir.join(MASTER_KEY_FILE)),
-            state_dir,
-            plugin_dir: crate::plugin::default_plugin_dir(),
-            plugin_cache_dir: None,
             tls: None,
             api_keys: ApiKeys::new(),
             generate_api_key: true,
-            policy: EndpointPolicy::default(),
-            plugin_limits: Limits::default(),
-            sandboxes: None,
-            mount_options: None,
+            gateway: GatewayOptions::new(state_dir),
         }
     }
 }
 
 /// Shared state of all requests.
-pub struct AppState {
+pub(crate) struct AppState {
     pub(crate) store: Arc<dyn Store>,
     /// `Err(reason)`: the disks routes answer 503.
     pub(crate) vault: Result<Arc<Vault>, String>,
@@ -104,6 +89,7 @@ pub struct AppState {
     pub(crate) key_version: AtomicU32,
     /// `Err(reason)`: registering and rotating answer 503.
     pub(crate) providers: Result<PluginHost, String>,
+    /// Used by the HTTP layer only (empty in a library-only gateway).
     pub(crate) keys: ApiKeys,
     pub(crate) policy: Arc<EndpointPolicy>,
     pub(crate) body_limit: usize,
@@ -159,23 +145,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the state directory, loads keys and plugins, binds and serves.
+    /// Opens the state directory, loads keys and plugins, re-attaches the
+    /// recorded disks, binds and serves.
     pub async fn start(opts: ServerOptions) -> anyhow::Result<Server> {
-        create_private_dir(&opts.state_dir)?;
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&opts.state_dir.join(DB_FILE))
-                .with_context(|| format!("opening the database in {}", opts.state_dir.display()))?,
-        );
-        let (vault, key_version) = match open_vault(store.as_ref(), &opts.master_key) {
-            Ok((v, n)) => (Ok(v), n),
-            Err(e) => {
-                tracing::error!(error = %e, "the disks API is not configured (answers 503) until the master key is fixed");
-                (Err(e), 0)
-            }
-        };
-
+        let g = &opts.gateway;
+        create_private_dir(&g.state_dir)?;
         let mut keys = opts.api_keys.clone();
-        let key_file = opts.state_dir.join(API_KEYS_FILE);
+        let key_file = g.state_dir.join(API_KEYS_FILE);
         let mut generated_key = None;
         if key_file.exists() {
             keys.add_file(&key_file).map_err(anyhow::Error::msg)?;
@@ -191,56 +167,20 @@ impl Server {
             "no API key is configured (BYOS3_API_KEYS, the config file, or {})",
             key_file.display()
         );
-
-        let cache = opts
-            .plugin_cache_dir
-            .clone()
-            .unwrap_or_else(|| opts.state_dir.join("plugin-cache"));
-        let providers = match PluginHost::load_dir(&opts.plugin_dir, Some(&cache), opts.plugin_limits.clone()).await {
-            Ok(h) if h.plugins().is_empty() => Err(format!("no provider plugin in {}", opts.plugin_dir.display())),
-            Ok(h) => {
-                let ids: Vec<String> = h.plugins().into_iter().map(|p| p.id).collect();
-                tracing::info!(dir = %opts.plugin_dir.display(), plugins = %ids.join(","), "loaded provider plugins");
-                Ok(h)
-            }
-            Err(e) => Err(format!("cannot load the provider plugins: {e}")),
-        };
-        if let Err(e) = &providers {
-            tracing::error!(error = %e, "registering disks answers 503 until plugins are available");
-        }
-        let disks_unavailable = match (&vault, &providers) {
-            (Err(e), _) | (_, Err(e)) => Some(e.clone()),
-            _ => None,
-        };
-
         let tls = opts.tls.as_ref().map(server::tls_acceptor).transpose()?;
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;
         let addr = listener.local_addr()?;
-        let resolver = opts
-            .sandboxes
-            .clone()
-            .unwrap_or_else(|| Arc::new(DirectoryResolver::new(opts.state_dir.join("sandboxes"))));
-        let mount_options = opts.mount_options.clone().unwrap_or_else(|| MountOptions {
-            staging_dir: opts.state_dir.join("staging"),
-            ..MountOptions::default()
-        });
-        let mounts = Arc::new(MountManager::new(resolver, mount_options));
-        let state = Arc::new(AppState {
-            store,
-            vault,
-            key_version: AtomicU32::new(key_version),
-            providers,
-            keys,
-            policy: Arc::new(opts.policy.clone()),
-            body_limit: BODY_LIMIT,
-            mounts: mounts.clone(),
-        });
-        sandboxes::reattach_all(&state).await;
+        let state = open_state(g, keys).await?;
+        let disks_unavailable = match (&state.vault, &state.providers) {
+            (Err(e), _) | (_, Err(e)) => Some(e.clone()),
+            _ => None,
+        };
+        let mounts = state.mounts.clone();
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, tls, state, rx));
-        tracing::info!(%addr, tls = opts.tls.is_some(), state_dir = %opts.state_dir.display(), "byos3 API listening");
+        tracing::info!(%addr, tls = opts.tls.is_some(), state_dir = %g.state_dir.display(), "byos3 API listening");
         Ok(Server {
             addr,
             shutdown: tx,
@@ -274,6 +214,60 @@ impl Server {
             tracing::error!(sandbox = %req.sandbox_id, mount_path = %req.mount_path, error = %e, "unmount at shutdown failed");
         }
     }
+}
+
+/// Opens the store, the vault and the plugins, and re-attaches the
+/// recorded disks. A missing master key or plugin directory does not stop
+/// the start: the disks operations answer 503 with the reason instead.
+pub(crate) async fn open_state(opts: &GatewayOptions, keys: ApiKeys) -> anyhow::Result<Arc<AppState>> {
+    create_private_dir(&opts.state_dir)?;
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&opts.state_dir.join(DB_FILE))
+            .with_context(|| format!("opening the database in {}", opts.state_dir.display()))?,
+    );
+    let (vault, key_version) = match open_vault(store.as_ref(), &opts.master_key) {
+        Ok((v, n)) => (Ok(v), n),
+        Err(e) => {
+            tracing::error!(error = %e, "the disks API is not configured (answers 503) until the master key is fixed");
+            (Err(e), 0)
+        }
+    };
+    let cache = opts
+        .plugin_cache_dir
+        .clone()
+        .unwrap_or_else(|| opts.state_dir.join("plugin-cache"));
+    let providers = match PluginHost::load_dir(&opts.plugin_dir, Some(&cache), opts.plugin_limits.clone()).await {
+        Ok(h) if h.plugins().is_empty() => Err(format!("no provider plugin in {}", opts.plugin_dir.display())),
+        Ok(h) => {
+            let ids: Vec<String> = h.plugins().into_iter().map(|p| p.id).collect();
+            tracing::info!(dir = %opts.plugin_dir.display(), plugins = %ids.join(","), "loaded provider plugins");
+            Ok(h)
+        }
+        Err(e) => Err(format!("cannot load the provider plugins: {e}")),
+    };
+    if let Err(e) = &providers {
+        tracing::error!(error = %e, "registering disks answers 503 until plugins are available");
+    }
+    let resolver = opts
+        .sandboxes
+        .clone()
+        .unwrap_or_else(|| Arc::new(DirectoryResolver::new(opts.state_dir.join("sandboxes"))));
+    let mount_options = opts.mount_options.clone().unwrap_or_else(|| MountOptions {
+        staging_dir: opts.state_dir.join("staging"),
+        ..MountOptions::default()
+    });
+    let state = Arc::new(AppState {
+        store,
+        vault,
+        key_version: AtomicU32::new(key_version),
+        providers,
+        keys,
+        policy: Arc::new(opts.policy.clone()),
+        body_limit: BODY_LIMIT,
+        mounts: Arc::new(MountManager::new(resolver, mount_options)),
+    });
+    sandboxes::reattach_all(&state).await;
+    Ok(state)
 }
 
 /// Creates `dir` (mode 0700 when new).

@@ -15,9 +15,9 @@ use super::server::read_body;
 use super::AppState;
 use crate::fs::FsError;
 use crate::mount::{AttachError, AttachRequest, DetachError, MountPath, MountStatus, PathError, SandboxError, SubPath};
-use crate::store::{AttachmentRecord, Page, SandboxRecord, Store, StoreError};
+use crate::store::{AttachmentRecord, DiskRecord, Page, SandboxRecord, Store, StoreError};
 
-const CREATE_FIELDS: &[&str] = &["name", "disks"];
+const CREATE_FIELDS: &[&str] = &["id", "name", "disks"];
 const ATTACH_FIELDS: &[&str] = &["disk_id", "mount_path", "sub_path", "read_only"];
 
 /// A store call on a blocking thread; a store failure is a 500.
@@ -48,7 +48,7 @@ fn sandbox_view(r: &SandboxRecord) -> Value {
     })
 }
 
-async fn find_sandbox(state: &Arc<AppState>, tenant: &str, id: &str) -> Result<SandboxRecord, ApiError> {
+pub(crate) async fn find_sandbox(state: &Arc<AppState>, tenant: &str, id: &str) -> Result<SandboxRecord, ApiError> {
     if id.is_empty() || id.len() > 64 {
         return Err(sandbox_not_found(id));
     }
@@ -59,11 +59,30 @@ async fn find_sandbox(state: &Arc<AppState>, tenant: &str, id: &str) -> Result<S
 }
 
 /// One `{disk_id, mount_path, sub_path?, read_only?}` object.
-struct AttachSpec {
-    disk: String,
-    mount_path: MountPath,
-    sub_path: SubPath,
-    read_only: bool,
+#[derive(Debug, Clone)]
+pub struct AttachSpec {
+    /// The disk's id or name.
+    pub disk: String,
+    /// Where inside the sandbox.
+    pub mount_path: MountPath,
+    /// The key prefix of the bucket to mount (empty: the whole bucket).
+    pub sub_path: SubPath,
+    /// Mount read-only (writes fail with EROFS).
+    pub read_only: bool,
+}
+
+/// One attachment requested at sandbox creation and how it went.
+pub(crate) struct AttachOutcome {
+    pub spec: AttachSpec,
+    pub result: Result<(), ApiError>,
+}
+
+/// An attachment as `GET /v1/sandboxes/{id}/disks` reports it.
+pub(crate) struct AttachmentView {
+    pub record: AttachmentRecord,
+    pub disk: DiskRecord,
+    pub status: MountStatus,
+    pub error: Option<String>,
 }
 
 fn parse_attach(o: &mut Obj) -> Result<AttachSpec, ApiError> {
@@ -103,7 +122,7 @@ fn attach_failed(e: AttachError, mount_path: &MountPath) -> ApiError {
 
 /// Records, mounts and reports one attachment; on failure nothing is left
 /// recorded or mounted.
-async fn attach_one(
+pub(crate) async fn attach_one(
     state: &Arc<AppState>,
     tenant: &str,
     sandbox: &SandboxRecord,
@@ -203,10 +222,64 @@ pub(crate) async fn create(
         parse_object(&body)?
     };
     o.deny_unknown(CREATE_FIELDS)?;
-    let id = format!("sb_{}", ulid::Ulid::new());
-    let name = o
-        .opt_str("name")?
-        .unwrap_or_else(|| id.to_ascii_lowercase().replace('_', "-"));
+    let id = o.opt_str("id")?;
+    let name = o.opt_str("name")?;
+    let mut specs = Vec::new();
+    for mut d in o.opt_obj_list("disks")?.unwrap_or_default() {
+        specs.push(parse_attach(&mut d)?);
+    }
+    let (record, outcomes) = create_sandbox(state, tenant, id, name, specs).await?;
+    let results: Vec<Value> = outcomes
+        .iter()
+        .map(|o| {
+            let (status, error) = match &o.result {
+                Ok(()) => ("mounted", None),
+                Err(e) => ("error", Some(e.message.clone())),
+            };
+            json!({
+                "disk_id": o.spec.disk,
+                "mount_path": o.spec.mount_path.as_str(),
+                "sub_path": o.spec.sub_path.as_prefix(),
+                "mount_status": status,
+                "mount_error": error,
+            })
+        })
+        .collect();
+    let mut view = sandbox_view(&record);
+    view["disks"] = Value::Array(results);
+    Ok(success(StatusCode::CREATED, view))
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`: safe as a directory name and in a URL path.
+fn valid_sandbox_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+}
+
+/// Creates a sandbox (its root from the resolver) and attaches `specs`,
+/// reporting each attachment's outcome; a failed attachment does not
+/// fail the creation.
+pub(crate) async fn create_sandbox(
+    state: &Arc<AppState>,
+    tenant: &str,
+    id: Option<String>,
+    name: Option<String>,
+    specs: Vec<AttachSpec>,
+) -> Result<(SandboxRecord, Vec<AttachOutcome>), ApiError> {
+    if let Some(id) = &id {
+        if !valid_sandbox_id(id) {
+            return Err(ApiError::field(
+                "invalid_field",
+                "id",
+                "id must match ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ (or be omitted for a generated one)",
+            ));
+        }
+    }
+    let id = id.unwrap_or_else(|| format!("sb_{}", ulid::Ulid::new()));
+    let name = name.unwrap_or_else(|| id.to_ascii_lowercase().replace('_', "-"));
     if !disks::valid_name(&name) {
         return Err(ApiError::field(
             "invalid_field",
@@ -214,9 +287,18 @@ pub(crate) async fn create(
             "name must match ^[a-z0-9][a-z0-9-]{0,62}$",
         ));
     }
-    let mut specs = Vec::new();
-    for mut d in o.opt_obj_list("disks")?.unwrap_or_default() {
-        specs.push(parse_attach(&mut d)?);
+    // Ids are global (they name host directories), so another tenant's
+    // sandbox with this id is a conflict too, reported without naming it.
+    // Checking and creating the root are one step, or two creates with one
+    // id could share (and later destroy) one root.
+    static CREATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let creating = CREATING.lock().await;
+    let i = id.clone();
+    if blocking(state, move |s| s.sandbox_id_taken(&i)).await? {
+        return Err(ApiError::conflict(
+            "sandbox_exists",
+            format!("a sandbox with id {id:?} exists already; choose another id or omit it"),
+        ));
     }
     let root = state
         .mounts
@@ -238,30 +320,23 @@ pub(crate) async fn create(
         other => other.map(|()| true),
     })
     .await?;
+    drop(creating);
     if !created {
         let _ = state.mounts.resolver().destroy(&id);
         return Err(ApiError::conflict(
             "name_taken",
-            format!("a sandbox named {:?} exists already", record.name),
+            format!(
+                "a sandbox named {:?} or with id {:?} exists already",
+                record.name, record.id
+            ),
         ));
     }
-    let mut results = Vec::new();
-    for spec in &specs {
-        let (status, error) = match attach_one(state, tenant, &record, spec).await {
-            Ok(()) => ("mounted", None),
-            Err(e) => ("error", Some(e.message.clone())),
-        };
-        results.push(json!({
-            "disk_id": spec.disk,
-            "mount_path": spec.mount_path.as_str(),
-            "sub_path": spec.sub_path.as_prefix(),
-            "mount_status": status,
-            "mount_error": error,
-        }));
+    let mut outcomes = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let result = attach_one(state, tenant, &record, &spec).await;
+        outcomes.push(AttachOutcome { spec, result });
     }
-    let mut view = sandbox_view(&record);
-    view["disks"] = Value::Array(results);
-    Ok(success(StatusCode::CREATED, view))
+    Ok((record, outcomes))
 }
 
 pub(crate) async fn list(state: &Arc<AppState>, tenant: &str, p: Page) -> Result<Response<Body>, ApiError> {
@@ -275,9 +350,14 @@ pub(crate) async fn show(state: &Arc<AppState>, tenant: &str, id: &str) -> Resul
     Ok(success(StatusCode::OK, sandbox_view(&sb)))
 }
 
-/// Detaches everything (flushing writes), then forgets the sandbox.
 pub(crate) async fn delete(state: &Arc<AppState>, tenant: &str, id: &str) -> Result<Response<Body>, ApiError> {
     let sb = find_sandbox(state, tenant, id).await?;
+    delete_sandbox(state, tenant, &sb).await?;
+    Ok(success(StatusCode::OK, json!({"deleted": true})))
+}
+
+/// Detaches everything (flushing writes), then forgets the sandbox.
+pub(crate) async fn delete_sandbox(state: &Arc<AppState>, tenant: &str, sb: &SandboxRecord) -> Result<(), ApiError> {
     let failures = state.mounts.detach_sandbox(&sb.id).await;
     if let Some((req, e)) = failures.first() {
         return Err(detach_failed(e, &req.mount_path));
@@ -287,7 +367,7 @@ pub(crate) async fn delete(state: &Arc<AppState>, tenant: &str, id: &str) -> Res
     if let Err(e) = state.mounts.resolver().destroy(&sb.id) {
         tracing::warn!(sandbox = %sb.id, error = %e, "could not remove the sandbox root");
     }
-    Ok(success(StatusCode::OK, json!({"deleted": true})))
+    Ok(())
 }
 
 pub(crate) async fn attach(
@@ -311,13 +391,40 @@ pub(crate) async fn list_disks(
     p: Page,
 ) -> Result<Response<Body>, ApiError> {
     let sb = find_sandbox(state, tenant, id).await?;
+    let (views, total) = attachment_views(state, tenant, &sb, p).await?;
+    let items = views
+        .into_iter()
+        .map(|v| {
+            let disk = serde_json::to_value(disk_view(&v.disk)).unwrap_or(Value::Null);
+            json!({
+                "disk_id": v.disk.id,
+                "name": v.disk.name,
+                "kind": v.disk.kind,
+                "config": disk["config"],
+                "mount_path": v.record.mount_path,
+                "sub_path": v.record.sub_path,
+                "read_only": v.record.read_only,
+                "mount_status": v.status,
+                "mount_error": v.error,
+            })
+        })
+        .collect();
+    Ok(page(items, total, p.limit, p.offset))
+}
+
+/// The sandbox's recorded attachments with their live state.
+pub(crate) async fn attachment_views(
+    state: &Arc<AppState>,
+    tenant: &str,
+    sb: &SandboxRecord,
+    p: Page,
+) -> Result<(Vec<AttachmentView>, u64), ApiError> {
     let (t, i) = (tenant.to_string(), sb.id.clone());
     let (rows, total) = blocking(state, move |s| s.list_attachments(&t, &i, p)).await?;
     let live = state.mounts.list(Some(&sb.id));
-    let mut items = Vec::with_capacity(rows.len());
+    let mut views = Vec::with_capacity(rows.len());
     for r in rows {
         let disk = disks::find(state, tenant, &r.disk_id).await?;
-        let view = serde_json::to_value(disk_view(&disk)).unwrap_or(Value::Null);
         let state_now = live
             .iter()
             .find(|l| l.request.mount_path.as_str() == r.mount_path && l.request.disk_id == r.disk_id);
@@ -329,19 +436,14 @@ pub(crate) async fn list_disks(
                 r.mount_error.clone().or_else(|| Some("not mounted".into())),
             ),
         };
-        items.push(json!({
-            "disk_id": disk.id,
-            "name": disk.name,
-            "kind": disk.kind,
-            "config": view["config"],
-            "mount_path": r.mount_path,
-            "sub_path": r.sub_path,
-            "read_only": r.read_only,
-            "mount_status": status,
-            "mount_error": error,
-        }));
+        views.push(AttachmentView {
+            record: r,
+            disk,
+            status,
+            error,
+        });
     }
-    Ok(page(items, total, p.limit, p.offset))
+    Ok((views, total))
 }
 
 fn detach_failed(e: &DetachError, mount_path: &MountPath) -> ApiError {
@@ -376,10 +478,22 @@ pub(crate) async fn detach(
     let mount_path =
         MountPath::parse(&raw).map_err(|e| ApiError::field("invalid_mount_path", "mount_path", e.to_string()))?;
     let sb = find_sandbox(state, tenant, id).await?;
+    detach_one(state, tenant, &sb, disk, &mount_path).await?;
+    Ok(success(StatusCode::OK, json!({"detached": true})))
+}
+
+/// Flushes and unmounts one attachment and forgets it; the bucket is not touched.
+pub(crate) async fn detach_one(
+    state: &Arc<AppState>,
+    tenant: &str,
+    sb: &SandboxRecord,
+    disk: &str,
+    mount_path: &MountPath,
+) -> Result<(), ApiError> {
     let disk = disks::find(state, tenant, disk).await?;
-    match state.mounts.detach(&sb.id, &disk.id, &mount_path).await {
+    match state.mounts.detach(&sb.id, &disk.id, mount_path).await {
         Ok(()) | Err(DetachError::NotAttached { .. }) => {}
-        Err(e) => return Err(detach_failed(&e, &mount_path)),
+        Err(e) => return Err(detach_failed(&e, mount_path)),
     }
     let (t, s_id, d, mp) = (
         tenant.to_string(),
@@ -398,7 +512,7 @@ pub(crate) async fn detach(
             disk.name, sb.id
         )));
     }
-    Ok(success(StatusCode::OK, json!({"detached": true})))
+    Ok(())
 }
 
 /// Re-mounts every recorded attachment after a start, recording each

@@ -57,11 +57,11 @@ pub(crate) fn options(
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     let mut opts = ServerOptions::new(listen, state_dir);
     if let Some(d) = plugin_dir.or_else(|| file.plugin_dir.clone()) {
-        opts.plugin_dir = d;
+        opts.gateway.plugin_dir = d;
     }
-    opts.plugin_cache_dir = file.plugin_cache_dir.clone();
+    opts.gateway.plugin_cache_dir = file.plugin_cache_dir.clone();
     if let Some(f) = &file.master_key_file {
-        opts.master_key = MasterKeyConfig::from_env(f.clone());
+        opts.gateway.master_key = MasterKeyConfig::from_env(f.clone());
     }
     opts.api_keys = file.api_keys.clone();
     if let Ok(v) = std::env::var("BYOS3_API_KEYS") {
@@ -70,9 +70,9 @@ pub(crate) fn options(
             .map_err(anyhow::Error::msg)
             .context("BYOS3_API_KEYS")?;
     }
-    opts.policy = EndpointPolicy::new(&file.policy_allow, &file.policy_deny).map_err(anyhow::Error::msg)?;
+    opts.gateway.policy = EndpointPolicy::new(&file.policy_allow, &file.policy_deny).map_err(anyhow::Error::msg)?;
     if let Some(t) = file.probe_timeout {
-        opts.plugin_limits.probe_timeout = t;
+        opts.gateway.plugin_limits.probe_timeout = t;
     }
     opts.tls = file.tls;
     Ok(opts)

@@ -26,7 +26,7 @@ pub async fn run(cmd: VaultCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         VaultCommand::RotateKey { state_dir, config } => {
             let opts = super::serve::options(None, state_dir, None, config.as_deref())?;
-            let db = opts.state_dir.join(DB_FILE);
+            let db = opts.gateway.state_dir.join(DB_FILE);
             anyhow::ensure!(
                 db.exists(),
                 "{} does not exist: is --state-dir the server's state directory?",
@@ -34,7 +34,7 @@ pub async fn run(cmd: VaultCommand) -> anyhow::Result<ExitCode> {
             );
             let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
-                let (vault, _) = open_vault(&store, &opts.master_key).map_err(anyhow::Error::msg)?;
+                let (vault, _) = open_vault(&store, &opts.gateway.master_key).map_err(anyhow::Error::msg)?;
                 crate::vault::rotate_key(&store, &vault)
             })
             .await??;

@@ -153,7 +153,11 @@ impl Segment {
 
 /// A version change the reader may not follow is an I/O error to the caller.
 fn stale_is_eio(e: i32) -> i32 {
-    if e == libc::ESTALE { libc::EIO } else { e }
+    if e == libc::ESTALE {
+        libc::EIO
+    } else {
+        e
+    }
 }
 
 /// Bytes `rel` of the concatenation of `chunks`, without copying when they

@@ -173,8 +173,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     // ---- sandboxes and attachments ----
 
     fn create_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StoreError>;
-    /// A sandbox by id (`sb_...`) or name.
+    /// A sandbox by id or name.
     fn find_sandbox(&self, tenant: &str, id_or_name: &str) -> Result<Option<SandboxRecord>, StoreError>;
+    /// Whether any tenant has a sandbox with this id (ids name host directories).
+    fn sandbox_id_taken(&self, id: &str) -> Result<bool, StoreError>;
     fn list_sandboxes(&self, tenant: &str, page: Page) -> Result<(Vec<SandboxRecord>, u64), StoreError>;
     fn set_sandbox_status(&self, tenant: &str, sandbox_id: &str, status: &str) -> Result<(), StoreError>;
     /// Deletes the sandbox and (cascading) its attachment rows.

@@ -563,12 +563,20 @@ impl Store for SqliteStore {
     }
 
     fn find_sandbox(&self, tenant: &str, id_or_name: &str) -> Result<Option<SandboxRecord>, StoreError> {
-        let col = id_or_name_column(id_or_name, "sb_");
+        // Ids may be chosen by the caller, so both columns are searched;
+        // an id wins over another sandbox's equal name.
         self.reader()
             .prepare_cached(&format!(
-                "SELECT {SANDBOX_COLUMNS} FROM sandboxes WHERE tenant_id = ?1 AND {col} = ?2"
+                "SELECT {SANDBOX_COLUMNS} FROM sandboxes WHERE tenant_id = ?1 AND (id = ?2 OR name = ?2) ORDER BY id = ?2 DESC LIMIT 1"
             ))
             .and_then(|mut s| s.query_row(params![tenant, id_or_name], sandbox_from_row).optional())
+            .map_err(db_err)
+    }
+
+    fn sandbox_id_taken(&self, id: &str) -> Result<bool, StoreError> {
+        self.reader()
+            .prepare_cached("SELECT 1 FROM sandboxes WHERE id = ?1")
+            .and_then(|mut s| s.exists([id]))
             .map_err(db_err)
     }
 

@@ -64,7 +64,7 @@ fn main() -> Result<()> {
     keys.add_env(&format!("demo={key}")).map_err(anyhow::Error::msg)?;
     opts.api_keys = keys;
     opts.generate_api_key = false;
-    opts.master_key.env_value = None;
+    opts.gateway.master_key.env_value = None;
     let server = rt.block_on(Server::start(opts))?;
     let url = format!("http://{}", server.local_addr());
     done(t, &url);

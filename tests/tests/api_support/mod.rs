@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use byos3::api::{ApiKeys, Server, ServerOptions};
+use byos3::s3::Addressing;
 use byos3_tests::{free_port, Garage};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
@@ -190,9 +191,9 @@ pub fn options(state_dir: &Path) -> ServerOptions {
     keys.add_env(&format!("alice={ALICE},bob={BOB}")).unwrap();
     opts.api_keys = keys;
     opts.generate_api_key = false;
-    opts.plugin_dir = plugin_dir();
-    opts.plugin_cache_dir = Some(byos3::plugin::default_cache_dir());
-    opts.master_key.env_value = None;
+    opts.gateway.plugin_dir = plugin_dir();
+    opts.gateway.plugin_cache_dir = Some(byos3::plugin::default_cache_dir());
+    opts.gateway.master_key.env_value = None;
     opts
 }
 
@@ -367,4 +368,37 @@ pub fn assert_disk_id(id: &str) {
         ulid.bytes().all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b)),
         "{id}"
     );
+}
+
+/// Last-resort cleanup: lazily unmounts any FUSE mount left under the
+/// state directory, also when an assertion failed.
+pub struct MountGuard(pub PathBuf);
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let prefix = self.0.display().to_string();
+        for line in mounts.lines().filter(|l| l.contains("fuse")) {
+            if let Some(mp) = line.split_whitespace().nth(1).filter(|mp| mp.starts_with(&prefix)) {
+                let _ = std::process::Command::new("fusermount3").args(["-uz", mp]).status();
+            }
+        }
+    }
+}
+
+pub fn keys_in(g: &Garage, rt: &tokio::runtime::Runtime, prefix: &str) -> Vec<String> {
+    let client = g.client(Addressing::Path);
+    let page = rt
+        .block_on(client.list_objects(prefix, None, None, None, None))
+        .unwrap();
+    page.objects.into_iter().map(|o| o.key).collect()
+}
+
+/// Whether `p` is a mount point now.
+pub fn is_mounted(p: &Path) -> bool {
+    let target = p.display().to_string();
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(target.as_str()))
 }

@@ -1,0 +1,317 @@
+//! The byos3 operations without HTTP, for runtimes that embed the host.
+//!
+//! A [`Gateway`] owns the registry, the vault, the provider plugins and the
+//! live mounts of one state directory, exactly as `byos3 serve` does: the
+//! same validation, the same probes, the same error codes (a
+//! [`GatewayError`] carries the `code` the HTTP API would put in its JSend
+//! `fail`). The runtime supplies its sandboxes through a
+//! [`SandboxResolver`]; `host/examples/sandbox_runtime.rs` shows the loop.
+//!
+//! Every method takes the tenant the call acts for; one process can serve
+//! several tenants, each seeing only its own disks and sandboxes.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::api::disks;
+use crate::api::envelope::ApiError;
+use crate::api::sandboxes::{self, AttachOutcome};
+use crate::api::{open_state, ApiKeys, AppState, EndpointPolicy};
+use crate::fs::MountOptions;
+use crate::mount::{AttachRequest, DetachError, MountPath, MountStatus, SandboxResolver};
+use crate::plugin::Limits;
+use crate::store::{AttachmentRecord, DiskRecord, DiskSpec, Page, SandboxRecord};
+use crate::vault::{MasterKeyConfig, SecretCredentials};
+
+pub use crate::api::sandboxes::AttachSpec as Attachment;
+
+/// The tenant of a single-tenant embedding (and of the daemon's generated key).
+pub const DEFAULT_TENANT: &str = "default";
+
+/// What a gateway serves: its state directory, plugins, master key,
+/// endpoint policy, sandboxes and mount settings.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// SQLite file, master key, plugin cache, default sandbox roots and staging.
+    pub state_dir: PathBuf,
+    /// Where the provider plugins (`*.wasm`) are loaded from.
+    pub plugin_dir: PathBuf,
+    /// Compiled plugin cache (default `<state-dir>/plugin-cache`).
+    pub plugin_cache_dir: Option<PathBuf>,
+    /// Default: `<state-dir>/master.key`, or `BYOS3_MASTER_KEY`.
+    pub master_key: MasterKeyConfig,
+    /// Which endpoints disks may point at (SSRF guard).
+    pub policy: EndpointPolicy,
+    /// Fuel, memory and time limits of the provider plugins.
+    pub plugin_limits: Limits,
+    /// Where sandbox roots live (default: one directory per sandbox under
+    /// `<state-dir>/sandboxes`). An embedding runtime supplies its own.
+    pub sandboxes: Option<Arc<dyn SandboxResolver>>,
+    /// Template of every mount (default: staging under `<state-dir>/staging`).
+    pub mount_options: Option<MountOptions>,
+}
+
+impl GatewayOptions {
+    /// Defaults for a state directory: the bundled plugins, the key file in
+    /// the state directory (or `BYOS3_MASTER_KEY`), the default policy.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        let state_dir = state_dir.into();
+        Self {
+            master_key: MasterKeyConfig::from_env(state_dir.join(crate::api::MASTER_KEY_FILE)),
+            state_dir,
+            plugin_dir: crate::plugin::default_plugin_dir(),
+            plugin_cache_dir: None,
+            policy: EndpointPolicy::default(),
+            plugin_limits: Limits::default(),
+            sandboxes: None,
+            mount_options: None,
+        }
+    }
+}
+
+/// Why an operation was refused or failed. `code` is the API's: a JSend
+/// `fail` code (`invalid_field`, `access_denied`, `mount_path_in_use`, ...)
+/// or `error` for a server-side failure.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+    hint: Option<String>,
+    http_status: u16,
+}
+
+impl GatewayError {
+    /// The machine-readable reason.
+    pub fn code(&self) -> &str {
+        self.code
+    }
+
+    /// What happened and what to do, for a person.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The input at fault (`config.bucket`, `mount_path`, ...), if one is.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// The provider's advice (e.g. the region the bucket lives in), if any.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+
+    /// The HTTP status the API answers with for this error.
+    pub fn http_status(&self) -> u16 {
+        self.http_status
+    }
+}
+
+impl fmt::Debug for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GatewayError({}: {})", self.code, self.message)
+    }
+}
+
+impl fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
+impl From<ApiError> for GatewayError {
+    fn from(e: ApiError) -> Self {
+        let text = |k: &str| e.extra.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        Self {
+            code: e.code,
+            field: text("field"),
+            hint: text("hint"),
+            http_status: e.status.as_u16(),
+            message: e.message,
+        }
+    }
+}
+
+/// A disk to register.
+pub struct NewDisk {
+    /// `^[a-z0-9][a-z0-9-]{0,62}$`, unique per tenant.
+    pub name: String,
+    /// Bucket, endpoint, optional region, addressing, provider and options.
+    pub config: DiskSpec,
+    /// Sealed at rest, never returned.
+    pub credentials: SecretCredentials,
+}
+
+impl fmt::Debug for NewDisk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewDisk")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("credentials", &self.credentials)
+            .finish()
+    }
+}
+
+/// A sandbox to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewSandbox {
+    /// The id (`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`); generated when `None`.
+    pub id: Option<String>,
+    /// A name unique per tenant; derived from the id when `None`.
+    pub name: Option<String>,
+    /// Disks to attach right away.
+    pub disks: Vec<Attachment>,
+}
+
+/// One attachment requested with a new sandbox and how it went.
+#[derive(Debug)]
+pub struct AttachResult {
+    /// What was asked.
+    pub attachment: Attachment,
+    /// `None` when the disk is mounted.
+    pub error: Option<GatewayError>,
+}
+
+/// A disk attached to a sandbox, with its live mount state.
+#[derive(Debug, Clone)]
+pub struct AttachedDisk {
+    /// The recorded attachment.
+    pub attachment: AttachmentRecord,
+    /// The disk (its credentials are not part of it).
+    pub disk: DiskRecord,
+    /// `mounted`, `pending`, `unmounting` or `error`.
+    pub status: MountStatus,
+    /// Why the mount failed or died.
+    pub error: Option<String>,
+}
+
+/// The embedding API: register disks, create sandboxes, attach, detach.
+pub struct Gateway {
+    state: Arc<AppState>,
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+type Result<T> = std::result::Result<T, GatewayError>;
+
+impl Gateway {
+    /// Opens the state directory, loads the master key and the plugins, and
+    /// re-attaches every recorded attachment (see [`Gateway::attachments`]
+    /// for how each went). A missing master key or plugin directory does not
+    /// fail the open: disk operations then fail with `error` and the reason.
+    pub async fn open(options: GatewayOptions) -> anyhow::Result<Gateway> {
+        let state = open_state(&options, ApiKeys::new()).await?;
+        Ok(Gateway { state })
+    }
+
+    /// Checks the bucket (resolve through the provider plugin, endpoint
+    /// policy, probe with the credentials), seals the credentials and
+    /// records the disk. Registering the same name with the same
+    /// configuration again returns the existing disk.
+    pub async fn register_disk(&self, tenant: &str, disk: NewDisk) -> Result<DiskRecord> {
+        disks::check_credentials(&disk.credentials)?;
+        let req = disks::validate_create(disk.name, "s3".into(), disk.config, disk.credentials)?;
+        Ok(disks::register(&self.state, tenant, req).await?.1)
+    }
+
+    /// A disk by id or name.
+    pub async fn disk(&self, tenant: &str, id_or_name: &str) -> Result<DiskRecord> {
+        Ok(disks::find(&self.state, tenant, id_or_name).await?)
+    }
+
+    /// A page of the tenant's disks and their total count.
+    pub async fn disks(&self, tenant: &str, page: Page) -> Result<(Vec<DiskRecord>, u64)> {
+        Ok(disks::list_records(&self.state, tenant, page).await?)
+    }
+
+    /// Probes and stores new credentials; live mounts of the disk use them
+    /// from their next request, without a remount.
+    pub async fn rotate_credentials(
+        &self,
+        tenant: &str,
+        id_or_name: &str,
+        credentials: SecretCredentials,
+    ) -> Result<DiskRecord> {
+        disks::check_credentials(&credentials)?;
+        let disk = disks::find(&self.state, tenant, id_or_name).await?;
+        Ok(disks::rotate_credentials(&self.state, tenant, disk, &credentials).await?)
+    }
+
+    /// Forgets a disk and its credentials (`disk_attached` while attached).
+    /// The bucket is not touched.
+    pub async fn delete_disk(&self, tenant: &str, id_or_name: &str) -> Result<()> {
+        let disk = disks::find(&self.state, tenant, id_or_name).await?;
+        Ok(disks::remove(&self.state, tenant, &disk).await?)
+    }
+
+    /// Creates a sandbox (its root from the resolver) and attaches its
+    /// disks; a failed attachment is reported, not fatal.
+    pub async fn create_sandbox(
+        &self,
+        tenant: &str,
+        sandbox: NewSandbox,
+    ) -> Result<(SandboxRecord, Vec<AttachResult>)> {
+        let (record, outcomes) =
+            sandboxes::create_sandbox(&self.state, tenant, sandbox.id, sandbox.name, sandbox.disks).await?;
+        let results = outcomes
+            .into_iter()
+            .map(|AttachOutcome { spec, result }| AttachResult {
+                attachment: spec,
+                error: result.err().map(GatewayError::from),
+            })
+            .collect();
+        Ok((record, results))
+    }
+
+    /// A sandbox by id or name.
+    pub async fn sandbox(&self, tenant: &str, id_or_name: &str) -> Result<SandboxRecord> {
+        Ok(sandboxes::find_sandbox(&self.state, tenant, id_or_name).await?)
+    }
+
+    /// Detaches every disk of the sandbox (flushing writes), then forgets it.
+    pub async fn delete_sandbox(&self, tenant: &str, id_or_name: &str) -> Result<()> {
+        let sb = sandboxes::find_sandbox(&self.state, tenant, id_or_name).await?;
+        Ok(sandboxes::delete_sandbox(&self.state, tenant, &sb).await?)
+    }
+
+    /// Mounts a disk into a sandbox; returns once the mount is usable.
+    pub async fn attach(&self, tenant: &str, sandbox: &str, attachment: Attachment) -> Result<()> {
+        let sb = sandboxes::find_sandbox(&self.state, tenant, sandbox).await?;
+        Ok(sandboxes::attach_one(&self.state, tenant, &sb, &attachment).await?)
+    }
+
+    /// Flushes pending uploads and unmounts; the bucket is not touched.
+    pub async fn detach(&self, tenant: &str, sandbox: &str, disk: &str, mount_path: &MountPath) -> Result<()> {
+        let sb = sandboxes::find_sandbox(&self.state, tenant, sandbox).await?;
+        Ok(sandboxes::detach_one(&self.state, tenant, &sb, disk, mount_path).await?)
+    }
+
+    /// The sandbox's attachments (the first `page`) with their live state.
+    pub async fn attachments(&self, tenant: &str, sandbox: &str, page: Page) -> Result<Vec<AttachedDisk>> {
+        let sb = sandboxes::find_sandbox(&self.state, tenant, sandbox).await?;
+        let (views, _) = sandboxes::attachment_views(&self.state, tenant, &sb, page).await?;
+        Ok(views
+            .into_iter()
+            .map(|v| AttachedDisk {
+                attachment: v.record,
+                disk: v.disk,
+                status: v.status,
+                error: v.error,
+            })
+            .collect())
+    }
+
+    /// Flushes and unmounts every mount (they stay recorded and are
+    /// re-attached by the next [`Gateway::open`]); returns the failures.
+    pub async fn shutdown(self) -> Vec<(AttachRequest, DetachError)> {
+        self.state.mounts.shutdown().await
+    }
+}
