@@ -187,6 +187,8 @@ pub struct AttachedDisk {
     pub status: MountStatus,
     /// Why the mount failed or died.
     pub error: Option<String>,
+    /// What attaching cleaned up from a previous run (uploads a crash left).
+    pub notice: Option<String>,
 }
 
 /// The embedding API: register disks, create sandboxes, attach, detach.
@@ -208,7 +210,7 @@ impl Gateway {
     /// for how each went). A missing master key or plugin directory does not
     /// fail the open: disk operations then fail with `error` and the reason.
     pub async fn open(options: GatewayOptions) -> anyhow::Result<Gateway> {
-        let state = open_state(&options, ApiKeys::new()).await?;
+        let state = open_state(&options, ApiKeys::new(), false).await?;
         Ok(Gateway { state })
     }
 
@@ -217,7 +219,6 @@ impl Gateway {
     /// records the disk. Registering the same name with the same
     /// configuration again returns the existing disk.
     pub async fn register_disk(&self, tenant: &str, disk: NewDisk) -> Result<DiskRecord> {
-        disks::check_credentials(&disk.credentials)?;
         let req = disks::validate_create(disk.name, "s3".into(), disk.config, disk.credentials)?;
         Ok(disks::register(&self.state, tenant, req).await?.1)
     }
@@ -305,6 +306,7 @@ impl Gateway {
                 disk: v.disk,
                 status: v.status,
                 error: v.error,
+                notice: v.notice,
             })
             .collect())
     }

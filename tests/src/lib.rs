@@ -168,6 +168,25 @@ api_bind_addr = "127.0.0.1:{admin}"
         }
     }
 
+    /// Runs a `garage` administration command against this server (e.g.
+    /// `bucket deny` to revoke the test key's access); returns its output.
+    pub fn admin(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(garage_binary())
+            .arg("-c")
+            .arg(self.dir.path().join("garage.toml"))
+            .args(args)
+            .output()
+            .context("running garage")?;
+        if !out.status.success() {
+            bail!(
+                "garage {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("garage.log")).unwrap_or_default()

@@ -60,7 +60,7 @@ fn attach_write_detach_and_restart() {
         std::fs::create_dir(dir.join("sub")).unwrap();
         std::fs::write(dir.join("sub/x.bin"), vec![1u8; 300_000]).unwrap();
 
-        let r = api.get(&format!("/v1/sandboxes/sb-one/disks"), ALICE).await;
+        let r = api.get("/v1/sandboxes/sb-one/disks", ALICE).await;
         let page = r.ok(200);
         assert_eq!(page["pagination"]["total"], 1);
         let row = &page["data"][0];
@@ -281,5 +281,128 @@ fn the_public_client_drives_the_whole_flow() {
         assert!(matches!(err, ClientError::Fail { status: 401, .. }), "{err}");
     });
     assert_eq!(keys_in(&g, &rt, "c/"), ["c/after-rotation.txt", "c/f.txt"]);
+    rt.block_on(s.stop());
+}
+
+/// Polls `GET /v1/sandboxes/{id}/disks` until the first row satisfies
+/// `want` (at most `secs` seconds); returns that row.
+async fn wait_for_row(api: &Api, id: &str, secs: u64, want: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let r = api.get(&format!("/v1/sandboxes/{id}/disks"), ALICE).await;
+        let row = r.ok(200)["data"][0].clone();
+        if want(&row) || std::time::Instant::now() > deadline {
+            return row;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn revoked_credentials_and_a_dead_mount_are_reported_and_metrics_count_the_traffic() {
+    let g = Garage::start().unwrap();
+    let rt = runtime();
+    let mut s = rt.block_on(InProc::start()).unwrap();
+    let _guard = MountGuard(s.state_dir().to_path_buf());
+    let api = s.api.clone();
+    let revoke = |verb: &str| {
+        g.admin(&[
+            "bucket",
+            verb,
+            "--read",
+            "--write",
+            "--owner",
+            &g.bucket,
+            "--key",
+            &g.access_key,
+        ])
+        .unwrap();
+    };
+
+    rt.block_on(async {
+        api.post("/v1/disks", ALICE, &disk_body("watched", &g)).await.ok(201);
+        let body =
+            json!({"id": "health-1", "disks": [{"disk_id": "watched", "mount_path": "/mnt/data", "sub_path": "h/"}]});
+        let sb = api.post("/v1/sandboxes", ALICE, &body).await.ok(201).clone();
+        assert_eq!(sb["id"], "health-1");
+        assert_eq!(sb["disks"][0]["mount_status"], "mounted", "{sb}");
+        let dir = root_of(&sb).join("mnt/data");
+        std::fs::write(dir.join("f.txt"), b"one").unwrap();
+
+        let disk_id = api.get("/v1/disks/watched", ALICE).await.ok(200)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // Loopback listener: no key needed.
+        let r = api.raw("GET", "/metrics", None, &[], Vec::new()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let text = r.text();
+        let labels = format!("sandbox=\"health-1\",disk=\"{disk_id}\",mount_path=\"/mnt/data\"");
+        assert!(text.contains(&format!("byos3_attachment_up{{{labels}}} 1")), "{text}");
+        assert!(
+            text.contains(&format!(
+                "byos3_attachment_s3_requests_total{{{labels},operation=\"PutObject\",outcome=\"2xx\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("byos3_api_requests_total{route=\"/v1/sandboxes\",method=\"POST\",status=\"201\"} 1"));
+        assert!(text.contains("byos3_api_request_duration_seconds_count{route=\"/v1/disks/{id}\",method=\"GET\"} 1"));
+        assert!(!text.contains(&g.secret_key) && !text.contains(&g.access_key));
+
+        // The bucket stops accepting the key: the next write fails with an
+        // errno and the attachment says why.
+        revoke("deny");
+        let mut refused = false;
+        for i in 0..50 {
+            if std::fs::write(dir.join(format!("g{i}.txt")), b"two").is_err() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(refused, "writes kept succeeding after the key was denied");
+        let row = wait_for_row(&api, "health-1", 5, |r| r["mount_status"] == "error").await;
+        assert_eq!(row["mount_status"], "error", "{row}");
+        assert!(
+            row["mount_error"]
+                .as_str()
+                .unwrap()
+                .contains("refuses the disk's credentials"),
+            "{row}"
+        );
+        let text = api.raw("GET", "/metrics", None, &[], Vec::new()).await.text();
+        assert!(text.contains(&format!("byos3_attachment_up{{{labels}}} 0")), "{text}");
+
+        // Access restored: the next successful request heals the mount.
+        revoke("allow");
+        let mut healed = false;
+        for i in 0..50 {
+            if std::fs::write(dir.join(format!("h{i}.txt")), b"three").is_ok() {
+                healed = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(healed);
+        let row = wait_for_row(&api, "health-1", 5, |r| r["mount_status"] == "mounted").await;
+        assert_eq!(row["mount_status"], "mounted", "{row}");
+        assert!(row["mount_error"].is_null(), "{row}");
+
+        // Unmounted behind byos3's back: reported, and detach still works.
+        let st = std::process::Command::new("fusermount3")
+            .arg("-uz")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let row = wait_for_row(&api, "health-1", 10, |r| r["mount_status"] == "error").await;
+        assert!(row["mount_error"].as_str().unwrap().contains("mount is gone"), "{row}");
+        let r = api
+            .delete("/v1/sandboxes/health-1/disks/watched?mount_path=/mnt/data", ALICE)
+            .await;
+        assert_eq!(r.ok(200), &json!({"detached": true}));
+    });
+    let keys = keys_in(&g, &rt, "h/");
+    assert!(keys.contains(&"h/f.txt".to_string()), "{keys:?}");
     rt.block_on(s.stop());
 }

@@ -535,3 +535,81 @@ fn serves_https_when_given_a_certificate() {
         assert!(!matches!(r, Ok(Ok(ref resp)) if resp.status() == 200));
     });
 }
+
+#[test]
+fn kill_9_mid_write_then_restart_cleans_the_mount_aborts_the_upload_and_remounts() {
+    use std::io::Write as _;
+    let g = Garage::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = MountGuard(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let log = dir.path().join("serve.log");
+    let keys = keys_env();
+    let env = [("BYOS3_API_KEYS", keys.as_str())];
+    let rt = runtime();
+    let s3 = g.client(byos3::s3::Addressing::Path);
+    let in_flight = |prefix: &str| rt.block_on(s3.list_multipart_uploads(prefix, None)).unwrap().uploads;
+
+    let mut d = Daemon::start(&state, &log, &env, &[]).unwrap();
+    let sb = rt.block_on(async {
+        d.api.post("/v1/disks", ALICE, &disk_body("crashy", &g)).await.ok(201);
+        let body =
+            json!({"id": "crash-1", "disks": [{"disk_id": "crashy", "mount_path": "/mnt/data", "sub_path": "crash/"}]});
+        d.api.post("/v1/sandboxes", ALICE, &body).await.ok(201).clone()
+    });
+    assert_eq!(sb["disks"][0]["mount_status"], "mounted", "{sb}");
+    let mnt = Path::new(sb["root"].as_str().unwrap()).join("mnt/data");
+    std::fs::write(mnt.join("done.txt"), b"finished before the crash").unwrap();
+
+    // A large file is being written (its multipart upload has started)
+    // when the daemon dies.
+    let mut f = std::fs::File::create(mnt.join("big.bin")).unwrap();
+    let chunk = vec![7u8; 1024 * 1024];
+    let mut started = false;
+    for _ in 0..64 {
+        f.write_all(&chunk).unwrap();
+        if !in_flight("crash/").is_empty() {
+            started = true;
+            break;
+        }
+    }
+    assert!(started, "no multipart upload started after 64 MiB");
+    d.kill9();
+    // The writer learns at once: the mount is gone, not silently dropping data.
+    let err = f.write_all(&chunk).and_then(|()| f.sync_all()).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN), "{err}");
+    drop(f);
+    assert!(is_mounted(&mnt), "the dead mount stays until cleaned");
+    assert_eq!(
+        std::fs::metadata(&mnt).unwrap_err().raw_os_error(),
+        Some(libc::ENOTCONN)
+    );
+
+    let mut d = Daemon::start(&state, &log, &env, &[]).unwrap();
+    let row = rt.block_on(async { d.api.get("/v1/sandboxes/crash-1/disks", ALICE).await.ok(200)["data"][0].clone() });
+    assert_eq!(row["mount_status"], "mounted", "{row}");
+    let notice = row["notice"].as_str().unwrap_or_default();
+    assert!(notice.contains("aborted") && notice.contains("crash/big.bin"), "{row}");
+    assert!(in_flight("crash/").is_empty(), "the crashed upload is still open");
+    let objects: Vec<String> = rt
+        .block_on(s3.list_objects("crash/", None, None, None, None))
+        .unwrap()
+        .objects
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(objects, vec!["crash/done.txt".to_string()], "no partial object");
+    assert_eq!(
+        std::fs::read(mnt.join("done.txt")).unwrap(),
+        b"finished before the crash"
+    );
+    rt.block_on(async {
+        let r = d
+            .api
+            .delete("/v1/sandboxes/crash-1/disks/crashy?mount_path=/mnt/data", ALICE)
+            .await;
+        assert_eq!(r.ok(200), &json!({"detached": true}));
+    });
+    assert!(!is_mounted(&mnt));
+    assert!(d.stop());
+}

@@ -196,10 +196,13 @@ pub(crate) struct CreateRequest {
 }
 
 fn parse_create(body: &[u8]) -> Result<CreateRequest, ApiError> {
+    // Checked in document order, so the first problem reported is the
+    // first one in the body.
     let mut o = parse_object(body)?;
     o.deny_unknown(CREATE_FIELDS)?;
     let name = o.req_str("name")?;
     let kind = o.opt_str("kind")?.unwrap_or_else(|| "s3".into());
+    check_identity(&name, &kind)?;
     let mut c = o.req_obj("config")?;
     c.deny_unknown(CONFIG_FIELDS)?;
     let spec = DiskSpec {
@@ -210,19 +213,38 @@ fn parse_create(body: &[u8]) -> Result<CreateRequest, ApiError> {
         provider: c.opt_str("provider")?,
         options: c.opt_string_map("options")?.unwrap_or_default(),
     };
+    let (spec, endpoint) = check_config(spec)?;
     let credentials = parse_credentials(&mut o)?;
-    validate_create(name, kind, spec, credentials)
+    Ok(CreateRequest {
+        name,
+        kind,
+        spec,
+        endpoint,
+        credentials,
+    })
 }
 
-/// Checks a registration field by field, naming the JSON path of the first
-/// problem (the library reports the same paths).
+/// A registration from the library: the same checks as a JSON body.
 pub(crate) fn validate_create(
     name: String,
     kind: String,
-    mut spec: DiskSpec,
+    spec: DiskSpec,
     credentials: SecretCredentials,
 ) -> Result<CreateRequest, ApiError> {
-    if !valid_name(&name) {
+    check_identity(&name, &kind)?;
+    let (spec, endpoint) = check_config(spec)?;
+    check_credentials(&credentials)?;
+    Ok(CreateRequest {
+        name,
+        kind,
+        spec,
+        endpoint,
+        credentials,
+    })
+}
+
+fn check_identity(name: &str, kind: &str) -> Result<(), ApiError> {
+    if !valid_name(name) {
         return Err(invalid(
             "name",
             "name must match ^[a-z0-9][a-z0-9-]{0,62}$ (lowercase letters, digits and hyphens, starting with a letter or digit, at most 63 characters)",
@@ -231,6 +253,12 @@ pub(crate) fn validate_create(
     if kind != "s3" {
         return Err(invalid("kind", "kind must be \"s3\""));
     }
+    Ok(())
+}
+
+/// Checks the `config` object field by field, naming the JSON path of the
+/// first problem; returns it normalised with the parsed endpoint.
+fn check_config(mut spec: DiskSpec) -> Result<(DiskSpec, Endpoint), ApiError> {
     if let Some(p) = bucket_problem(&spec.bucket) {
         return Err(invalid("config.bucket", format!("config.bucket {p}")));
     }
@@ -287,13 +315,7 @@ pub(crate) fn validate_create(
     // Registrations compare equal whatever order the options came in.
     spec.options.sort();
     spec.options.dedup_by(|a, b| a.0 == b.0);
-    Ok(CreateRequest {
-        name,
-        kind,
-        spec,
-        endpoint,
-        credentials,
-    })
+    Ok((spec, endpoint))
 }
 
 fn plugin_config(spec: &DiskSpec) -> DiskConfig {

@@ -9,6 +9,7 @@ pub mod config;
 pub(crate) mod disks;
 pub mod envelope;
 pub mod json;
+mod metrics;
 pub mod policy;
 mod routes;
 pub(crate) mod sandboxes;
@@ -94,6 +95,9 @@ pub(crate) struct AppState {
     pub(crate) policy: Arc<EndpointPolicy>,
     pub(crate) body_limit: usize,
     pub(crate) mounts: Arc<MountManager>,
+    pub(crate) api_metrics: metrics::ApiMetrics,
+    /// `GET /metrics` without an API key (the server listens on loopback).
+    pub(crate) metrics_open: bool,
 }
 
 impl AppState {
@@ -172,7 +176,7 @@ impl Server {
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;
         let addr = listener.local_addr()?;
-        let state = open_state(g, keys).await?;
+        let state = open_state(g, keys, addr.ip().is_loopback()).await?;
         let disks_unavailable = match (&state.vault, &state.providers) {
             (Err(e), _) | (_, Err(e)) => Some(e.clone()),
             _ => None,
@@ -219,7 +223,11 @@ impl Server {
 /// Opens the store, the vault and the plugins, and re-attaches the
 /// recorded disks. A missing master key or plugin directory does not stop
 /// the start: the disks operations answer 503 with the reason instead.
-pub(crate) async fn open_state(opts: &GatewayOptions, keys: ApiKeys) -> anyhow::Result<Arc<AppState>> {
+pub(crate) async fn open_state(
+    opts: &GatewayOptions,
+    keys: ApiKeys,
+    metrics_open: bool,
+) -> anyhow::Result<Arc<AppState>> {
     create_private_dir(&opts.state_dir)?;
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&opts.state_dir.join(DB_FILE))
@@ -264,10 +272,31 @@ pub(crate) async fn open_state(opts: &GatewayOptions, keys: ApiKeys) -> anyhow::
         keys,
         policy: Arc::new(opts.policy.clone()),
         body_limit: BODY_LIMIT,
-        mounts: Arc::new(MountManager::new(resolver, mount_options)),
+        mounts: Arc::new(
+            MountManager::new(resolver, mount_options).with_upload_journal(opts.state_dir.join("uploads-in-flight")),
+        ),
+        api_metrics: metrics::ApiMetrics::default(),
+        metrics_open,
     });
     sandboxes::reattach_all(&state).await;
+    spawn_health_checks(&state);
     Ok(state)
+}
+
+/// How often mounts are checked (a dead FUSE session, refused credentials).
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Checks the mounts every [`HEALTH_INTERVAL`] until the state is dropped,
+/// so state changes are logged and `/metrics` is current between API calls.
+fn spawn_health_checks(state: &Arc<AppState>) {
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(HEALTH_INTERVAL).await;
+            let Some(state) = weak.upgrade() else { break };
+            state.mounts.check_health();
+        }
+    });
 }
 
 /// Creates `dir` (mode 0700 when new).

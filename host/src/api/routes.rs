@@ -19,6 +19,7 @@ use crate::store::Page;
 /// `openapi.json` agree.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
+    ("GET", "/metrics"),
     ("GET", "/v1/openapi.json"),
     ("GET", "/v1/disks"),
     ("POST", "/v1/disks"),
@@ -33,6 +34,38 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/sandboxes/{id}/disks"),
     ("DELETE", "/v1/sandboxes/{id}/disks/{disk_id}"),
 ];
+
+/// The [`ROUTES`] template a request path falls under (`other` for none),
+/// so metrics labels stay few whatever paths clients send.
+pub(crate) fn template(path: &str) -> &'static str {
+    let segs: Vec<&str> = path.split('/').collect();
+    ROUTES
+        .iter()
+        .map(|(_, t)| *t)
+        .find(|t| {
+            let tsegs: Vec<&str> = t.split('/').collect();
+            tsegs.len() == segs.len()
+                && tsegs
+                    .iter()
+                    .zip(&segs)
+                    .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+        })
+        .unwrap_or("other")
+}
+
+/// A method as a metrics label (unknown methods collapse into `other`).
+pub(crate) fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
 
 /// The default and largest page sizes.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -78,6 +111,20 @@ pub(crate) async fn route(
             return Err(method_not_allowed("GET"));
         }
         return Ok(success(StatusCode::OK, json!({"ok": true})));
+    }
+    if path == "/metrics" {
+        if method != Method::GET {
+            return Err(method_not_allowed("GET"));
+        }
+        if !state.metrics_open {
+            log.tenant = Some(authenticate(state, &req)?);
+        }
+        let mut resp = Response::new(Body::from(super::metrics::render(&state.api_metrics, &state.mounts)));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return Ok(resp);
     }
     let tenant = authenticate(state, &req)?;
     log.tenant = Some(tenant.clone());

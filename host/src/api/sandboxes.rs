@@ -83,6 +83,7 @@ pub(crate) struct AttachmentView {
     pub disk: DiskRecord,
     pub status: MountStatus,
     pub error: Option<String>,
+    pub notice: Option<String>,
 }
 
 fn parse_attach(o: &mut Obj) -> Result<AttachSpec, ApiError> {
@@ -406,6 +407,7 @@ pub(crate) async fn list_disks(
                 "read_only": v.record.read_only,
                 "mount_status": v.status,
                 "mount_error": v.error,
+                "notice": v.notice,
             })
         })
         .collect();
@@ -421,6 +423,7 @@ pub(crate) async fn attachment_views(
 ) -> Result<(Vec<AttachmentView>, u64), ApiError> {
     let (t, i) = (tenant.to_string(), sb.id.clone());
     let (rows, total) = blocking(state, move |s| s.list_attachments(&t, &i, p)).await?;
+    state.mounts.check_health();
     let live = state.mounts.list(Some(&sb.id));
     let mut views = Vec::with_capacity(rows.len());
     for r in rows {
@@ -428,12 +431,13 @@ pub(crate) async fn attachment_views(
         let state_now = live
             .iter()
             .find(|l| l.request.mount_path.as_str() == r.mount_path && l.request.disk_id == r.disk_id);
-        let (status, error) = match state_now {
-            Some(l) => (l.status, l.error.clone()),
-            None if r.mount_status == "pending" => (MountStatus::Error, Some("not mounted".to_string())),
+        let (status, error, notice) = match state_now {
+            Some(l) => (l.status, l.error.clone(), l.notice.clone()),
+            None if r.mount_status == "pending" => (MountStatus::Error, Some("not mounted".to_string()), None),
             None => (
                 MountStatus::Error,
                 r.mount_error.clone().or_else(|| Some("not mounted".into())),
+                None,
             ),
         };
         views.push(AttachmentView {
@@ -441,6 +445,7 @@ pub(crate) async fn attachment_views(
             disk,
             status,
             error,
+            notice,
         });
     }
     Ok((views, total))

@@ -148,7 +148,11 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) 
         resp.headers_mut().insert("x-request-id", v);
     }
     let status = resp.status().as_u16();
-    let us = started.elapsed().as_micros() as u64;
+    let took = started.elapsed();
+    state
+        .api_metrics
+        .record(routes::template(&path), routes::method_label(&method), status, took);
+    let us = took.as_micros() as u64;
     let _enter = span.enter();
     let tenant = log.tenant.as_deref().unwrap_or("-");
     if status >= 500 {

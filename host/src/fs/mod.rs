@@ -184,6 +184,12 @@ impl MountHandle {
         &self.mountpoint
     }
 
+    /// Whether the FUSE session still serves: `false` once the kernel side
+    /// went away (unmounted from outside, connection aborted).
+    pub fn is_alive(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| !s.thread.is_finished())
+    }
+
     /// Request counters of the mount's S3 client.
     pub fn stats(&self) -> StatsSnapshot {
         self.core.client.stats()

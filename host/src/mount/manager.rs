@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use crate::fs::{self, FsError, MountHandle, MountOptions};
 use crate::s3::{Credentials, S3Client};
 
+use super::journal::UploadJournal;
 use super::paths::{MountPath, PathError, SubPath};
 use super::sandbox::{SandboxError, SandboxResolver};
 
@@ -34,7 +35,29 @@ pub enum MountStatus {
 pub struct AttachmentState {
     pub request: AttachRequest,
     pub status: MountStatus,
+    /// Why the mount failed or stopped working (it may recover, e.g. once
+    /// rotated credentials are accepted).
     pub error: Option<String>,
+    /// What the attach found and cleaned up from a previous run (uploads a
+    /// crash left in flight, aborted so no partial object appears).
+    pub notice: Option<String>,
+}
+
+/// One attachment's figures (see [`MountManager::metrics`]).
+#[derive(Debug, Clone)]
+pub struct MountMetrics {
+    /// Which attachment.
+    pub request: AttachRequest,
+    /// Its state now.
+    pub status: MountStatus,
+    /// Its S3 client's counters (requests, outcomes, retries, bytes).
+    pub s3: crate::s3::StatsSnapshot,
+    /// Bytes of read-ahead buffers held now.
+    pub prefetch_memory_in_use: u64,
+    /// Bytes of changed files staged on local disk now.
+    pub staged_bytes: u64,
+    /// Multipart uploads started and not yet completed or aborted.
+    pub uploads_in_flight: u64,
 }
 
 /// Why an attach failed. Nothing is mounted after an error.
@@ -75,14 +98,17 @@ struct Entry {
     request: AttachRequest,
     status: MountStatus,
     error: Option<String>,
+    notice: Option<String>,
     client: S3Client,
     handle: Option<MountHandle>,
+    journal: Option<Arc<UploadJournal>>,
 }
 
 /// Mounts disks into sandboxes and keeps track of them.
 pub struct MountManager {
     resolver: Arc<dyn SandboxResolver>,
     options: MountOptions,
+    journal_dir: Option<std::path::PathBuf>,
     table: Mutex<Vec<Entry>>,
 }
 
@@ -93,8 +119,17 @@ impl MountManager {
         Self {
             resolver,
             options,
+            journal_dir: None,
             table: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Keeps a journal of each attachment's multipart uploads in `dir`, so
+    /// that attaching again after a crash aborts the uploads the crash
+    /// left open (and reports them in [`AttachmentState::notice`]).
+    pub fn with_upload_journal(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.journal_dir = Some(dir.into());
+        self
     }
 
     pub fn resolver(&self) -> &Arc<dyn SandboxResolver> {
@@ -132,10 +167,13 @@ impl MountManager {
                 request: request.clone(),
                 status: MountStatus::Pending,
                 error: None,
+                notice: None,
                 client: client.clone(),
                 handle: None,
+                journal: None,
             });
         }
+        let (journal, notice) = self.recover_uploads(&request, &client).await;
         let result = self.mount_now(&request, client, host_path).await;
         // Decide under the lock, act (possibly awaiting) after releasing it.
         let orphan = {
@@ -147,6 +185,8 @@ impl MountManager {
                 (Ok(handle), Some(i)) => {
                     table[i].status = MountStatus::Mounted;
                     table[i].handle = Some(handle);
+                    table[i].journal = journal;
+                    table[i].notice = notice;
                     tracing::info!(sandbox = %request.sandbox_id, disk = %request.disk_id, mount_path = %request.mount_path, "attached");
                     return Ok(());
                 }
@@ -164,16 +204,82 @@ impl MountManager {
         Err(AttachError::Task("the attachment was cancelled while mounting".into()))
     }
 
+    /// Opens the attachment's upload journal, aborts the uploads a previous
+    /// run left in it, and has `client` journal its uploads from now on.
+    /// Returns the journal and what to tell the user about the cleanup.
+    async fn recover_uploads(
+        &self,
+        request: &AttachRequest,
+        client: &S3Client,
+    ) -> (Option<Arc<UploadJournal>>, Option<String>) {
+        let Some(dir) = &self.journal_dir else {
+            return (None, None);
+        };
+        let parts = [
+            request.sandbox_id.as_str(),
+            request.disk_id.as_str(),
+            request.mount_path.as_str(),
+        ];
+        let (journal, leftover) = match UploadJournal::open(dir, &parts) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(error = %e, "no upload journal for this attachment");
+                return (None, None);
+            }
+        };
+        let journal = Arc::new(journal);
+        client.set_upload_observer(journal.clone());
+        if leftover.is_empty() {
+            return (Some(journal), None);
+        }
+        let (mut aborted, mut kept) = (Vec::new(), Vec::new());
+        for (key, id) in leftover {
+            // A successful (or already gone) abort ends the journal entry.
+            match client.abort_multipart_upload(&key, &id).await {
+                Ok(()) => aborted.push(key),
+                Err(e) if e.is_not_found() => aborted.push(key),
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "cannot abort an upload left by a crash; retried at the next attach");
+                    kept.push(key);
+                }
+            }
+        }
+        let mut notice = String::new();
+        if !aborted.is_empty() {
+            notice = format!(
+                "byos3 stopped unexpectedly while writing; {} unfinished upload(s) were aborted and never became objects: {}",
+                aborted.len(),
+                aborted.join(", ")
+            );
+        }
+        if !kept.is_empty() {
+            if !notice.is_empty() {
+                notice.push_str("; ");
+            }
+            notice.push_str(&format!(
+                "{} unfinished upload(s) could not be aborted yet (retried at the next attach): {}",
+                kept.len(),
+                kept.join(", ")
+            ));
+        }
+        tracing::warn!(sandbox = %request.sandbox_id, mount_path = %request.mount_path, "{notice}");
+        (Some(journal), Some(notice))
+    }
+
     async fn mount_now(
         &self,
         request: &AttachRequest,
         client: S3Client,
         host_path: std::path::PathBuf,
     ) -> Result<MountHandle, AttachError> {
-        std::fs::create_dir_all(&host_path).map_err(|source| AttachError::MountPoint {
-            path: request.mount_path.to_string(),
-            source,
-        })?;
+        // Only a missing mount point is created: one that errs otherwise may
+        // be a crashed run's stale mount (ENOTCONN), which mounting cleans.
+        if std::fs::symlink_metadata(&host_path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+            std::fs::create_dir_all(&host_path).map_err(|source| AttachError::MountPoint {
+                path: request.mount_path.to_string(),
+                source,
+            })?;
+        }
         let mut opts = self.options.clone();
         opts.read_only = request.read_only;
         let prefix = request.sub_path.as_prefix().to_string();
@@ -209,7 +315,15 @@ impl MountManager {
             entry.handle.take()
         };
         let outcome = match handle {
-            Some(h) => tokio::task::spawn_blocking(move || h.unmount().map_err(|e| *e))
+            // The session is gone already: dropping the handle uploads what
+            // it can and detaches whatever is left of the mount point.
+            Some(h) if !h.is_alive() => {
+                tokio::task::spawn_blocking(move || drop(h))
+                    .await
+                    .map_err(|e| DetachError::Task(e.to_string()))?;
+                Ok(())
+            }
+            Some(h) => tokio::task::spawn_blocking(move || h.unmount())
                 .await
                 .map_err(|e| DetachError::Task(e.to_string()))?,
             None => Ok(()),
@@ -221,12 +335,15 @@ impl MountManager {
         match outcome {
             Ok(()) => {
                 if let Some(i) = idx {
-                    table.remove(i);
+                    if let Some(j) = &table.remove(i).journal {
+                        j.remove_if_empty();
+                    }
                 }
                 tracing::info!(sandbox = sandbox_id, disk = disk_id, %mount_path, "detached");
                 Ok(())
             }
-            Err(fs::UnmountError { error, handle }) => {
+            Err(failed) => {
+                let fs::UnmountError { error, handle } = *failed;
                 if let Some(i) = idx {
                     table[i].status = MountStatus::Mounted;
                     table[i].handle = Some(handle);
@@ -245,6 +362,59 @@ impl MountManager {
                 request: e.request.clone(),
                 status: e.status,
                 error: e.error.clone(),
+                notice: e.notice.clone(),
+            })
+            .collect()
+    }
+
+    /// Looks at every mount: a FUSE session that ended (unmounted from
+    /// outside, connection aborted) or a bucket refusing the credentials
+    /// turns the attachment to `error` with the reason; a mount whose
+    /// requests succeed again turns back to `mounted`. Cheap: no I/O.
+    pub fn check_health(&self) {
+        for e in self.table().iter_mut() {
+            if !matches!(e.status, MountStatus::Mounted | MountStatus::Error) {
+                continue;
+            }
+            let Some(handle) = &e.handle else { continue };
+            let problem = if !handle.is_alive() {
+                Some("the mount is gone: its FUSE session ended (unmounted from outside or the connection was aborted); detach and attach again".to_string())
+            } else {
+                e.client.auth_failure()
+            };
+            if problem != e.error {
+                match &problem {
+                    Some(why) => {
+                        tracing::warn!(sandbox = %e.request.sandbox_id, mount_path = %e.request.mount_path, error = %why, "mount unhealthy")
+                    }
+                    None => {
+                        tracing::info!(sandbox = %e.request.sandbox_id, mount_path = %e.request.mount_path, "mount healthy again")
+                    }
+                }
+            }
+            e.status = if problem.is_some() {
+                MountStatus::Error
+            } else {
+                MountStatus::Mounted
+            };
+            e.error = problem;
+        }
+    }
+
+    /// Counters and gauges of every attachment, for metrics.
+    pub fn metrics(&self) -> Vec<MountMetrics> {
+        self.table()
+            .iter()
+            .map(|e| MountMetrics {
+                request: e.request.clone(),
+                status: e.status,
+                s3: e.client.stats(),
+                prefetch_memory_in_use: e
+                    .handle
+                    .as_ref()
+                    .map_or(0, |h| self.options.memory_budget.saturating_sub(h.memory_available())),
+                staged_bytes: e.handle.as_ref().map_or(0, MountHandle::staged_bytes),
+                uploads_in_flight: e.journal.as_ref().map_or(0, |j| j.len() as u64),
             })
             .collect()
     }

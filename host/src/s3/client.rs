@@ -5,7 +5,7 @@ use std::fmt;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -147,14 +147,76 @@ impl Operation {
     }
 }
 
+/// How a request attempt ended, for counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// 2xx (and 304 of a conditional GET).
+    Success,
+    /// 4xx other than 404.
+    ClientError,
+    /// 404: often expected (lookups of names that do not exist).
+    NotFound,
+    /// 5xx.
+    ServerError,
+    /// No HTTP answer: connect failure, reset, timeout.
+    Network,
+}
+
+impl Outcome {
+    /// Every outcome, in [`StatsSnapshot::by_outcome`] order.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Success,
+        Outcome::ClientError,
+        Outcome::NotFound,
+        Outcome::ServerError,
+        Outcome::Network,
+    ];
+
+    /// A label for metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Success => "2xx",
+            Outcome::ClientError => "4xx",
+            Outcome::NotFound => "404",
+            Outcome::ServerError => "5xx",
+            Outcome::Network => "network",
+        }
+    }
+
+    fn of_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            404 => Outcome::NotFound,
+            400..=499 => Outcome::ClientError,
+            500..=599 => Outcome::ServerError,
+            _ => Outcome::Success,
+        }
+    }
+}
+
 /// Request counters of one client, by operation.
 #[derive(Default)]
 pub struct ClientStats {
     requests: [AtomicU64; 15],
     errors: [AtomicU64; 15],
+    outcomes: [[AtomicU64; 5]; 15],
     retries: AtomicU64,
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
+}
+
+impl ClientStats {
+    fn count(&self, op: Operation, outcome: Outcome) {
+        self.outcomes[op.index()][outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Told about every multipart upload the client starts and ends, so an
+/// owner can find the ones a crash left behind (a journal).
+pub trait UploadObserver: Send + Sync + fmt::Debug {
+    /// CreateMultipartUpload succeeded.
+    fn started(&self, key: &str, upload_id: &str);
+    /// The upload was completed or aborted (or is gone).
+    fn ended(&self, upload_id: &str);
 }
 
 /// A copy of [`ClientStats`] at one moment.
@@ -163,6 +225,8 @@ pub struct StatsSnapshot {
     /// `(operation, requests sent, requests failed)`; attempts count, so a
     /// retried request counts more than once.
     pub by_operation: Vec<(Operation, u64, u64)>,
+    /// `(operation, outcome, attempts)` for the pairs that occurred.
+    pub by_outcome: Vec<(Operation, Outcome, u64)>,
     pub retries: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -357,6 +421,10 @@ struct Inner {
     read_timeout: Duration,
     sign_payload: bool,
     stats: ClientStats,
+    /// Why the last request was refused for its credentials; cleared by
+    /// the next success. What a mount's health check reports.
+    auth_failure: Mutex<Option<String>>,
+    uploads: RwLock<Option<Arc<dyn UploadObserver>>>,
 }
 
 impl fmt::Debug for S3Client {
@@ -386,6 +454,8 @@ impl S3Client {
                 read_timeout: cfg.read_timeout,
                 sign_payload: cfg.sign_payload,
                 stats: ClientStats::default(),
+                auth_failure: Mutex::new(None),
+                uploads: RwLock::new(None),
             }),
         })
     }
@@ -404,9 +474,38 @@ impl S3Client {
         *self.inner.credentials.write().unwrap_or_else(|p| p.into_inner()) = credentials;
     }
 
+    /// Why the bucket refused this client's credentials on the last
+    /// request, if it did (revoked or rotated keys); `None` once a request
+    /// succeeds again.
+    pub fn auth_failure(&self) -> Option<String> {
+        self.inner
+            .auth_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reports this client's multipart uploads to `observer` from now on.
+    pub fn set_upload_observer(&self, observer: Arc<dyn UploadObserver>) {
+        *self.inner.uploads.write().unwrap_or_else(|p| p.into_inner()) = Some(observer);
+    }
+
+    fn upload_observer(&self) -> Option<Arc<dyn UploadObserver>> {
+        self.inner.uploads.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     pub fn stats(&self) -> StatsSnapshot {
         let s = &self.inner.stats;
         StatsSnapshot {
+            by_outcome: Operation::ALL
+                .iter()
+                .flat_map(|op| {
+                    Outcome::ALL.iter().filter_map(move |o| {
+                        let n = s.outcomes[op.index()][*o as usize].load(Ordering::Relaxed);
+                        (n > 0).then_some((*op, *o, n))
+                    })
+                })
+                .collect(),
             by_operation: Operation::ALL
                 .iter()
                 .map(|op| {
@@ -639,10 +738,14 @@ impl S3Client {
         call.query("uploads", "");
         put_headers(&mut call, opts);
         let body = self.send_for_body(call, RESULT_BODY_LIMIT).await?;
-        xml::parse_upload_id(&body).map_err(|reason| S3Error::InvalidResponse {
+        let id = xml::parse_upload_id(&body).map_err(|reason| S3Error::InvalidResponse {
             operation: "CreateMultipartUpload",
             reason,
-        })
+        })?;
+        if let Some(o) = self.upload_observer() {
+            o.started(key, &id);
+        }
+        Ok(id)
     }
 
     /// UploadPart; returns the part's ETag.
@@ -712,6 +815,9 @@ impl S3Client {
         call.header("content-type", "application/xml".into());
         call.payload = Payload::Bytes(xml::complete_multipart_body(parts).into());
         let body = self.send_for_body(call, RESULT_BODY_LIMIT).await?;
+        if let Some(o) = self.upload_observer() {
+            o.ended(upload_id);
+        }
         xml::parse_etag_result(&body).map_err(|reason| S3Error::InvalidResponse {
             operation: "CompleteMultipartUpload",
             reason,
@@ -723,7 +829,14 @@ impl S3Client {
         let mut call = Call::new(Operation::AbortMultipartUpload, Method::DELETE);
         call.key = Some(key);
         call.query("uploadId", upload_id);
-        self.send(call).await.map(drop)
+        let result = self.send(call).await.map(drop);
+        // Gone already counts as ended: nothing is left to clean up.
+        if matches!(&result, Ok(())) || matches!(&result, Err(e) if e.is_not_found()) {
+            if let Some(o) = self.upload_observer() {
+                o.ended(upload_id);
+            }
+        }
+        result
     }
 
     /// One page of ListMultipartUploads under `prefix`.
@@ -906,8 +1019,17 @@ impl S3Client {
             let can_retry = |attempt: u32| {
                 replayable && attempt < inner.retry.max_attempts && started.elapsed() < inner.retry.max_elapsed
             };
+            match &outcome {
+                Ok(Ok(resp)) => inner.stats.count(op, Outcome::of_status(resp.status())),
+                _ => inner.stats.count(op, Outcome::Network),
+            }
             let err = match outcome {
-                Ok(Ok(resp)) if resp.status().is_success() || call.accept_any_status => return Ok(resp),
+                Ok(Ok(resp)) if resp.status().is_success() || call.accept_any_status => {
+                    if resp.status().is_success() {
+                        self.clear_auth_failure();
+                    }
+                    return Ok(resp);
+                }
                 Ok(Ok(resp)) if resp.status() == StatusCode::NOT_MODIFIED => return Ok(resp),
                 Ok(Ok(resp)) => {
                     let status = resp.status();
@@ -917,6 +1039,9 @@ impl S3Client {
                         .await
                         .unwrap_or_default();
                     let source = ServiceError::from_response(status, &headers, &body);
+                    if source.is_auth() || status == StatusCode::UNAUTHORIZED {
+                        self.note_auth_failure(&source);
+                    }
                     // A 503 means the service refused the request before acting on it.
                     let refused = status == StatusCode::SERVICE_UNAVAILABLE || source.code == "SlowDown";
                     let retry = source.is_retryable() && (op.idempotent() || refused);
@@ -970,6 +1095,21 @@ impl S3Client {
             let pause = inner.retry.backoff(attempt);
             tracing::debug!(operation = op.name(), attempt, ?pause, error = %error, "retrying S3 request");
             tokio::time::sleep(pause).await;
+        }
+    }
+
+    fn note_auth_failure(&self, e: &ServiceError) {
+        let why = format!(
+            "the bucket refuses the disk's credentials ({}: {}); rotate them",
+            e.code, e.message
+        );
+        *self.inner.auth_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    }
+
+    fn clear_auth_failure(&self) {
+        let mut f = self.inner.auth_failure.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_some() {
+            *f = None;
         }
     }
 

@@ -15,8 +15,8 @@ pub(crate) mod transport;
 mod xml;
 
 pub use client::{
-    ByteStream, ClientBuildError, ClientConfig, GetObjectOutput, ObjectMeta, Operation, Payload, PutOptions,
-    RawRequest, RawResponse, S3Client, StatsSnapshot, HOST_OWNED_HEADERS,
+    ByteStream, ClientBuildError, ClientConfig, GetObjectOutput, ObjectMeta, Operation, Outcome, Payload, PutOptions,
+    RawRequest, RawResponse, S3Client, StatsSnapshot, UploadObserver, HOST_OWNED_HEADERS,
 };
 pub use credentials::Credentials;
 pub use endpoint::{encode_key, Addressing, Endpoint, EndpointError, Quirks};

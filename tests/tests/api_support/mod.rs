@@ -333,6 +333,14 @@ impl Daemon {
         false
     }
 
+    /// SIGKILL: a crash, nothing flushed or unmounted.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
