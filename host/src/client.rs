@@ -121,6 +121,9 @@ pub struct Attachment {
     pub mount_status: String,
     #[serde(default)]
     pub mount_error: Option<String>,
+    /// What attaching cleaned up from a previous run (uploads a crash left).
+    #[serde(default)]
+    pub notice: Option<String>,
 }
 
 /// One page of a list.
@@ -209,6 +212,47 @@ impl AttachSpec {
 
     pub fn read_only(mut self, ro: bool) -> Self {
         self.read_only = ro;
+        self
+    }
+}
+
+/// A sandbox to create: an optional id of your own, an optional name, and
+/// disks to attach right away.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct SandboxSpec {
+    /// Your runtime's id for it (`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`);
+    /// the server generates `sb_<ULID>` when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Unique per tenant; derived from the id when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Attached at creation; each outcome is in [`Sandbox::disks`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<AttachSpec>,
+}
+
+impl SandboxSpec {
+    /// A sandbox with a generated id and name and no disks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses `id` instead of a generated one.
+    pub fn id(mut self, id: &str) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Names the sandbox.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Attaches a disk at creation.
+    pub fn disk(mut self, disk: AttachSpec) -> Self {
+        self.disks.push(disk);
         self
     }
 }
@@ -428,14 +472,8 @@ impl Client {
     // ---- sandboxes ----
 
     /// Creates a sandbox, attaching `disks` at create time.
-    pub async fn create_sandbox(&self, name: Option<&str>, disks: &[AttachSpec]) -> Result<Sandbox, ClientError> {
-        let mut body = json!({});
-        if let Some(n) = name {
-            body["name"] = json!(n);
-        }
-        if !disks.is_empty() {
-            body["disks"] = serde_json::to_value(disks).unwrap_or_default();
-        }
+    pub async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, ClientError> {
+        let body = serde_json::to_value(spec).unwrap_or_default();
         self.typed(Method::POST, "/v1/sandboxes", Self::json_body(&body)).await
     }
 

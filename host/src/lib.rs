@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! byos3 mounts your own S3-compatible bucket into a sandbox.
 //!
 //! Modules, with dependencies pointing one way (`api -> mount -> fs -> s3`;

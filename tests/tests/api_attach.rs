@@ -214,7 +214,7 @@ fn attach_at_create_time_read_only_and_delete_sandbox() {
 
 #[test]
 fn the_public_client_drives_the_whole_flow() {
-    use byos3::client::{AttachSpec, Client, ClientError, NewDisk};
+    use byos3::client::{AttachSpec, Client, ClientError, NewDisk, SandboxSpec};
     let g = Garage::start().unwrap();
     let rt = runtime();
     let mut s = rt.block_on(InProc::start()).unwrap();
@@ -246,12 +246,15 @@ fn the_public_client_drives_the_whole_flow() {
 
         let sb = api
             .create_sandbox(
-                Some("via-client"),
-                &[AttachSpec::new("via-client", "/data").sub_path("c/")],
+                &SandboxSpec::new()
+                    .id("via-client-1")
+                    .name("via-client")
+                    .disk(AttachSpec::new("via-client", "/data").sub_path("c/")),
             )
             .await
             .unwrap();
         assert_eq!(sb.disks[0].mount_status, "mounted", "{sb:?}");
+        assert_eq!(sb.id, "via-client-1");
         let root = PathBuf::from(sb.root.clone().unwrap());
         std::fs::write(root.join("data/f.txt"), b"via client").unwrap();
         api.attach(&sb.id, &AttachSpec::new(&disk.id, "/ro").sub_path("c/").read_only(true))

@@ -613,3 +613,94 @@ fn kill_9_mid_write_then_restart_cleans_the_mount_aborts_the_upload_and_remounts
     assert!(!is_mounted(&mnt));
     assert!(d.stop());
 }
+
+fn byos3(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(byos3_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sandbox_attach_and_detach_cli_against_a_running_server() {
+    let g = Garage::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = MountGuard(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let log = dir.path().join("serve.log");
+    let keys = keys_env();
+    let d = Daemon::start(&state, &log, &[("BYOS3_API_KEYS", &keys)], &[]).unwrap();
+    let url = d.api.base.clone();
+    let env = [("BYOS3_URL", url.as_str()), ("BYOS3_API_KEY", ALICE)];
+    let rt = runtime();
+    rt.block_on(async { d.api.post("/v1/disks", ALICE, &disk_body("clidisk", &g)).await.ok(201).clone() });
+
+    let (ok, out, err) = byos3(
+        &["sandbox", "create", "--id", "cli-1", "--disk", "clidisk:/mnt/data:cli/"],
+        &env,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("created cli-1 (cli-1) root "), "{out}");
+    assert!(out.contains("clidisk at /mnt/data: mounted"), "{out}");
+    let root = state.join("sandboxes/cli-1");
+    std::fs::write(root.join("mnt/data/x.txt"), b"by cli").unwrap();
+
+    let (ok, out, err) = byos3(
+        &[
+            "attach",
+            "cli-1",
+            "clidisk",
+            "/mnt/ro",
+            "--sub-path",
+            "cli/",
+            "--read-only",
+        ],
+        &env,
+    );
+    assert!(ok, "{out}{err}");
+    assert_eq!(std::fs::read(root.join("mnt/ro/x.txt")).unwrap(), b"by cli");
+    let (ok, out, _) = byos3(&["sandbox", "show", "cli-1"], &env);
+    assert!(ok);
+    assert!(
+        out.contains("-> /mnt/data sub_path cli/: mounted") && out.contains("-> /mnt/ro sub_path cli/: mounted"),
+        "{out}"
+    );
+    let (ok, out, _) = byos3(&["sandbox", "show", "cli-1", "--json"], &env);
+    assert!(ok);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["disks"]["data"].as_array().unwrap().len(), 2, "{v}");
+    let (ok, out, _) = byos3(&["sandbox", "list"], &env);
+    assert!(ok && out.contains("cli-1") && out.contains("1 of 1"), "{out}");
+
+    // Errors are a clear line and a failing exit code.
+    let (ok, _, err) = byos3(&["attach", "cli-1", "clidisk", "/mnt/data/inner"], &env);
+    assert!(!ok);
+    assert!(err.contains("mount_path_in_use"), "{err}");
+    let (ok, _, err) = byos3(&["sandbox", "create", "--id", "bad/id"], &env);
+    assert!(!ok && err.contains("invalid_field"), "{err}");
+
+    let (ok, out, err) = byos3(&["detach", "cli-1", "clidisk", "/mnt/ro"], &env);
+    assert!(ok, "{err}");
+    assert!(out.contains("the bucket is untouched"), "{out}");
+    let (ok, out, err) = byos3(&["sandbox", "delete", "cli-1"], &env);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "deleted cli-1");
+    assert!(!is_mounted(&root.join("mnt/data")));
+    let objects: Vec<String> = rt
+        .block_on(
+            g.client(byos3::s3::Addressing::Path)
+                .list_objects("cli/", None, None, None, None),
+        )
+        .unwrap()
+        .objects
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(objects, vec!["cli/x.txt".to_string()]);
+}

@@ -8,12 +8,15 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use serde::Serialize;
 
-use crate::client::{AttachSpec, Client, ClientError};
+use crate::client::{AttachSpec, Client, ClientError, SandboxSpec};
 
 #[derive(clap::Subcommand)]
 pub enum SandboxCommand {
     /// Create a sandbox, optionally attaching disks: --disk DISK:/mount/path[:sub/path][:ro]
     Create {
+        /// Your own id for the sandbox (default: a generated sb_<ULID>).
+        #[arg(long)]
+        id: Option<String>,
         #[arg(long)]
         name: Option<String>,
         #[arg(long = "disk", value_name = "DISK:MOUNT_PATH[:SUB_PATH][:ro]")]
@@ -87,12 +90,16 @@ fn failed(e: ClientError) -> anyhow::Result<ExitCode> {
 pub async fn run(cmd: SandboxCommand) -> anyhow::Result<ExitCode> {
     let api = Client::from_env().context("configuring the API client")?;
     match cmd {
-        SandboxCommand::Create { name, disks, json } => {
-            let specs = disks
-                .iter()
-                .map(|d| parse_disk_flag(d))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let sb = match api.create_sandbox(name.as_deref(), &specs).await {
+        SandboxCommand::Create { id, name, disks, json } => {
+            let spec = SandboxSpec {
+                id,
+                name,
+                disks: disks
+                    .iter()
+                    .map(|d| parse_disk_flag(d))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            };
+            let sb = match api.create_sandbox(&spec).await {
                 Ok(sb) => sb,
                 Err(e) => return failed(e),
             };
@@ -166,6 +173,9 @@ pub async fn run(cmd: SandboxCommand) -> anyhow::Result<ExitCode> {
                         "  {} {} -> {}{sub}: {}{err}",
                         a.name, a.config.bucket, a.mount_path, a.mount_status
                     );
+                    if let Some(n) = &a.notice {
+                        println!("    note: {n}");
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -13,18 +13,26 @@ use crate::s3::{Addressing, ClientConfig, Credentials, Endpoint, S3Client};
 /// The live server a plugin is tested against.
 #[derive(Clone, Debug)]
 pub struct Target {
+    /// Endpoint URL of the server (`http(s)://host[:port]`), given to the plugin as the disk's endpoint.
     pub endpoint: String,
+    /// An existing bucket the credentials can list; the "ok" probe case runs against it.
     pub bucket: String,
+    /// Region given to the plugin; `None` leaves it to the plugin.
     pub region: Option<String>,
+    /// Force path-style addressing (`use_path_style: true`); `false` leaves it to the plugin.
     pub path_style: bool,
+    /// Valid credentials for `bucket`; the suite derives a wrong secret from them.
     pub credentials: Credentials,
 }
 
 /// One conformance case's outcome, printed as one line.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    /// What the case checks, in words ("a missing bucket is bucket_not_found").
     pub name: String,
+    /// Whether the plugin passed the case.
     pub passed: bool,
+    /// What was observed: the evidence on a pass, the failure otherwise.
     pub detail: String,
 }
 

@@ -49,6 +49,7 @@ pub struct LoadReport {
     pub compiled: usize,
     /// Components taken from the compiled cache.
     pub cached: usize,
+    /// Wall-clock time the whole load took.
     pub elapsed: Duration,
 }
 
@@ -432,6 +433,7 @@ impl PluginHost {
         self.inner.report.clone()
     }
 
+    /// The per-call limits every plugin call runs under.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
     }
@@ -597,7 +599,9 @@ impl PluginHost {
 /// One row of a plugin's own resolve table.
 #[derive(Clone, Debug)]
 pub struct ResolveExample {
+    /// The case's name, as the plugin gives it.
     pub name: String,
+    /// The disk config the case resolves (`provider` is always `None`).
     pub config: DiskConfig,
     /// The expected endpoint, or the field of the expected config error.
     pub expect: Result<crate::s3::Endpoint, String>,

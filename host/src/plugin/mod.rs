@@ -61,11 +61,18 @@ pub const GENERIC_PROVIDER: &str = "s3";
 /// is the key prefix [`PluginHost::probe`] lists under.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DiskConfig {
+    /// Bucket the disk lives in; checked against the resolved endpoint's naming rules.
     pub bucket: String,
+    /// Endpoint URL the user gave (`https://host[:port]`); `None` lets the plugin pick its default.
     pub endpoint: Option<String>,
+    /// Region the user gave; `None` lets the plugin use its default region, if it has one.
     pub region: Option<String>,
+    /// Path-style addressing forced on (`Some(true)`) or off (`Some(false)`); `None` leaves it to the plugin.
     pub use_path_style: Option<bool>,
+    /// Id of the provider plugin to use; `None` (or empty) auto-detects it from the endpoint
+    /// (see [`PluginHost::select`]).
     pub provider: Option<String>,
+    /// Provider-specific options as (name, value) pairs, in the order given.
     pub options: Vec<(String, String)>,
 }
 
@@ -114,11 +121,13 @@ impl ResolvedEndpoint {
 /// The outcome of probing a bucket.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ProbeReport {
+    /// The bucket is usable: `code` is `"ok"`.
     pub ok: bool,
     /// One of [`ProbeReport::CODES`].
     pub code: String,
     /// What happened, in words a user can act on.
     pub message: String,
+    /// What to do about it, when the plugin knows.
     pub hint: Option<String>,
     /// The bucket's region, when the service said which it is.
     pub region: Option<String>,
@@ -176,7 +185,12 @@ pub enum PluginStatus {
     /// Loaded, and no call has failed.
     Ok,
     /// Some calls trapped, timed out or hit a cap.
-    Misbehaving { failures: u64, last_error: String },
+    Misbehaving {
+        /// Failed calls since the plugin was loaded.
+        failures: u64,
+        /// The most recent failure, as its [`PluginError`] message.
+        last_error: String,
+    },
 }
 
 impl std::fmt::Display for PluginStatus {
@@ -193,30 +207,42 @@ impl std::fmt::Display for PluginStatus {
 /// A loaded plugin, as listed by [`PluginHost::plugins`].
 #[derive(Clone, Debug)]
 pub struct PluginInfo {
+    /// Stable provider id used in disk configs (`provider: "r2"`): `[a-z0-9][a-z0-9-]*`, unique per host.
     pub id: String,
+    /// Human-readable name ("Cloudflare R2").
     pub name: String,
     /// The plugin's own version.
     pub version: String,
     /// The contract it was built against (`0.1.0`).
     pub contract_version: String,
+    /// What the plugin is for, in the plugin's words.
     pub description: String,
+    /// Where the provider documents its S3 endpoints, if the plugin says.
     pub docs_url: Option<String>,
+    /// The region used when a disk config gives none, if the provider has one.
     pub default_region: Option<String>,
+    /// Whether a disk config for this provider must give an endpoint.
     pub endpoint_required: bool,
     /// Options the plugin understands: (name, description).
     pub options: Vec<(String, String)>,
+    /// The `.wasm` file the plugin was loaded from.
     pub file: PathBuf,
     /// sha256 of the file, lowercase hex.
     pub sha256: String,
+    /// Health at the time of listing: whether any call has failed.
     pub status: PluginStatus,
 }
 
 /// Which plugin export a call went to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallKind {
+    /// `describe`: who the plugin is, its options and resolve table.
     Describe,
+    /// `matches`: whether an endpoint URL belongs to the provider.
     Matches,
+    /// `resolve`: a disk config into an endpoint.
     Resolve,
+    /// `probe`: checking a bucket through the `bucket` import.
     Probe,
 }
 
@@ -234,50 +260,122 @@ impl std::fmt::Display for CallKind {
 /// Loading a plugin or calling one failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
+    /// Reading the plugin directory or a plugin file failed.
     #[error("plugin directory {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The directory or file that could not be read.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// A `.wasm` file is not a provider component for a supported contract, or its `describe` failed
+    /// or gave an invalid id.
     #[error("{}: not a byos3 provider plugin: {reason}", file.display())]
-    NotAPlugin { file: PathBuf, reason: String },
-    #[error("{}: provider id {id:?} is already provided by {}; remove one of them", file.display(), first.display())]
-    Duplicate { id: String, file: PathBuf, first: PathBuf },
-    #[error("{}: cannot compile the component: {reason}", file.display())]
-    Compile { file: PathBuf, reason: String },
-    #[error("no provider plugin {id:?} is loaded (loaded: {})", known.join(", "))]
-    UnknownProvider { id: String, known: Vec<String> },
-    #[error("plugin {plugin:?}: {call} ran longer than its {limit:?} deadline")]
-    Timeout {
-        plugin: String,
-        call: CallKind,
-        limit: Duration,
-    },
-    #[error("plugin {plugin:?}: {call} exceeded its {limit} byte memory cap")]
-    MemoryLimit {
-        plugin: String,
-        call: CallKind,
-        limit: usize,
-    },
-    #[error("plugin {plugin:?}: probe tried to read more than {limit} bytes through the bucket import")]
-    ProbeBytesLimit { plugin: String, limit: usize },
-    #[error("plugin {plugin:?}: probe sent more than {limit} requests through the bucket import")]
-    ProbeRequestLimit { plugin: String, limit: u32 },
-    #[error("plugin {plugin:?}: probe timed out after {limit:?} (requests included)")]
-    ProbeTimeout { plugin: String, limit: Duration },
-    #[error("plugin {plugin:?}: {call} was stopped: {reason}")]
-    Forbidden {
-        plugin: String,
-        call: CallKind,
+    NotAPlugin {
+        /// The offending `.wasm` file.
+        file: PathBuf,
+        /// Why it was rejected.
         reason: String,
     },
+    /// Two files of one directory provide the same provider id.
+    #[error("{}: provider id {id:?} is already provided by {}; remove one of them", file.display(), first.display())]
+    Duplicate {
+        /// The provider id both files claim.
+        id: String,
+        /// The file loaded second (rejected).
+        file: PathBuf,
+        /// The file that already provides `id`.
+        first: PathBuf,
+    },
+    /// wasmtime could not compile the component (or set up its engine).
+    #[error("{}: cannot compile the component: {reason}", file.display())]
+    Compile {
+        /// The `.wasm` file being compiled.
+        file: PathBuf,
+        /// wasmtime's error.
+        reason: String,
+    },
+    /// No loaded plugin has this provider id.
+    #[error("no provider plugin {id:?} is loaded (loaded: {})", known.join(", "))]
+    UnknownProvider {
+        /// The id asked for.
+        id: String,
+        /// The ids that are loaded, in load order.
+        known: Vec<String>,
+    },
+    /// The call used more guest time than [`Limits::call_timeout`].
+    #[error("plugin {plugin:?}: {call} ran longer than its {limit:?} deadline")]
+    Timeout {
+        /// Id of the plugin that was called.
+        plugin: String,
+        /// The export that was called.
+        call: CallKind,
+        /// The deadline it exceeded.
+        limit: Duration,
+    },
+    /// The instance tried to grow its memory past [`Limits::memory_bytes`].
+    #[error("plugin {plugin:?}: {call} exceeded its {limit} byte memory cap")]
+    MemoryLimit {
+        /// Id of the plugin that was called.
+        plugin: String,
+        /// The export that was called.
+        call: CallKind,
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// A probe pulled more than [`Limits::probe_bytes`] through the `bucket` import.
+    #[error("plugin {plugin:?}: probe tried to read more than {limit} bytes through the bucket import")]
+    ProbeBytesLimit {
+        /// Id of the plugin that was probing.
+        plugin: String,
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// A probe sent more than [`Limits::probe_requests`] requests through the `bucket` import.
+    #[error("plugin {plugin:?}: probe sent more than {limit} requests through the bucket import")]
+    ProbeRequestLimit {
+        /// Id of the plugin that was probing.
+        plugin: String,
+        /// The cap, in requests.
+        limit: u32,
+    },
+    /// A whole probe, requests included, ran past [`Limits::probe_timeout`].
+    #[error("plugin {plugin:?}: probe timed out after {limit:?} (requests included)")]
+    ProbeTimeout {
+        /// Id of the plugin that was probing.
+        plugin: String,
+        /// The wall-clock bound it exceeded.
+        limit: Duration,
+    },
+    /// The host stopped the call for using the `bucket` import in a way it may not: outside a probe,
+    /// or setting a header the host owns (`host`, `authorization`, ...).
+    #[error("plugin {plugin:?}: {call} was stopped: {reason}")]
+    Forbidden {
+        /// Id of the plugin that was called.
+        plugin: String,
+        /// The export that was called.
+        call: CallKind,
+        /// What the plugin tried to do.
+        reason: String,
+    },
+    /// The guest trapped (or the call failed in another way not covered by a cap).
     #[error("plugin {plugin:?}: {call} trapped: {message}")]
     Trap {
+        /// Id of the plugin that was called.
         plugin: String,
+        /// The export that was called.
         call: CallKind,
+        /// The trap message, truncated to 512 bytes.
         message: String,
     },
+    /// The call returned, but its answer is not valid (e.g. an endpoint the host cannot use).
     #[error("plugin {plugin:?}: {call} returned an invalid answer: {reason}")]
     BadOutput {
+        /// Id of the plugin that was called.
         plugin: String,
+        /// The export that was called.
         call: CallKind,
+        /// What is wrong with the answer.
         reason: String,
     },
 }
@@ -307,8 +405,11 @@ pub enum ResolveError {
     /// `use_path_style`, `provider`, `options.<name>`) and why.
     #[error("{field}: {message}")]
     Config {
+        /// Id of the plugin that rejected the config; `None` when no plugin could be selected.
         provider: Option<String>,
+        /// The offending field.
         field: String,
+        /// Why it is wrong, in words a user can act on.
         message: String,
     },
     /// The plugin failed (trap, deadline, invalid answer).

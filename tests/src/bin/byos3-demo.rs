@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use byos3::api::{ApiKeys, Server, ServerOptions};
-use byos3::client::{AttachSpec, Client, NewDisk};
+use byos3::client::{AttachSpec, Client, NewDisk, SandboxSpec};
 use byos3::s3::{Addressing, S3Client};
 use byos3_tests::{pattern, Garage};
 
@@ -80,7 +80,7 @@ fn main() -> Result<()> {
     );
 
     let t = step("POST /v1/sandboxes");
-    let sandbox = rt.block_on(api.create_sandbox(Some("sb-demo"), &[]))?;
+    let sandbox = rt.block_on(api.create_sandbox(&SandboxSpec::new().name("sb-demo")))?;
     let root = std::path::PathBuf::from(sandbox.root.clone().unwrap_or_default());
     done(t, &format!("{} root {}", sandbox.id, root.display()));
 
