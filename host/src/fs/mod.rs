@@ -33,35 +33,88 @@ use crate::s3::{S3Client, StatsSnapshot};
 /// Why mounting or unmounting failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
+    /// The key prefix has an empty, `.` or `..` segment.
     #[error("invalid key prefix {prefix:?}: {reason}")]
-    InvalidPrefix { prefix: String, reason: &'static str },
+    InvalidPrefix {
+        /// The prefix as given.
+        prefix: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A live mount is already at the path; a stale one would have been cleaned up instead.
     #[error("{path} is already a mount point; unmount it first")]
-    AlreadyMounted { path: PathBuf },
+    AlreadyMounted {
+        /// The mount point.
+        path: PathBuf,
+    },
+    /// The mount point exists but is not a directory (or is not a valid path).
     #[error("{path} is not a directory")]
-    NotADirectory { path: PathBuf },
+    NotADirectory {
+        /// The mount point.
+        path: PathBuf,
+    },
+    /// A stale FUSE mount (its daemon gone) is at the path and detaching it did not work.
     #[error("{path} is a stale mount that could not be cleaned up; try `fusermount3 -uz {path}`")]
-    Stale { path: PathBuf },
+    Stale {
+        /// The mount point.
+        path: PathBuf,
+    },
+    /// The mount point cannot be inspected (missing, no permission, ...).
     #[error("cannot use {path} as a mount point: {source}")]
-    Mountpoint { path: PathBuf, source: std::io::Error },
+    Mountpoint {
+        /// The mount point.
+        path: PathBuf,
+        /// The error from `stat`.
+        source: std::io::Error,
+    },
+    /// [`MountOptions::staging_dir`] could not be created.
     #[error("cannot create the staging directory {path}: {source}")]
-    Staging { path: PathBuf, source: std::io::Error },
+    Staging {
+        /// The staging directory.
+        path: PathBuf,
+        /// The error from creating it.
+        source: std::io::Error,
+    },
+    /// The mount's tokio runtime could not be started.
     #[error("cannot start the filesystem's runtime: {0}")]
     Runtime(std::io::Error),
+    /// The kernel mount (or starting the FUSE session thread) failed.
     #[error("mounting at {path} failed: {source} (is fuse3 installed and /dev/fuse available?)")]
-    Mount { path: PathBuf, source: std::io::Error },
+    Mount {
+        /// The mount point.
+        path: PathBuf,
+        /// The error from fuser or the thread spawn.
+        source: std::io::Error,
+    },
+    /// A non-lazy unmount found the mount in use (`EBUSY`); it is still mounted.
     #[error("{path} is busy (a process has a file or directory open there); close it, or unmount lazily")]
-    Busy { path: PathBuf },
+    Busy {
+        /// The mount point.
+        path: PathBuf,
+    },
+    /// Unmounting failed for another reason; the mount may still be in place.
     #[error("unmounting {path} failed: {source}")]
-    Unmount { path: PathBuf, source: std::io::Error },
+    Unmount {
+        /// The mount point.
+        path: PathBuf,
+        /// The error from `umount2` or `fusermount3`.
+        source: std::io::Error,
+    },
+    /// Pending changes could not be uploaded, so the mount was not unmounted.
     #[error("pending uploads could not be flushed ({}); the mount was left in place so no data is lost", std::io::Error::from_raw_os_error(*errno))]
-    Flush { errno: i32 },
+    Flush {
+        /// The errno the failed upload reported (`EIO` if the flush task vanished).
+        errno: i32,
+    },
 }
 
 /// An unmount that did not happen; the mount is still there and usable.
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
 pub struct UnmountError {
+    /// Why the unmount failed.
     pub error: FsError,
+    /// The mount, still live: retry, or drop it to detach lazily.
     pub handle: MountHandle,
 }
 
@@ -180,6 +233,7 @@ impl std::fmt::Debug for MountHandle {
 }
 
 impl MountHandle {
+    /// Where the bucket prefix is mounted (canonicalised when possible).
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
     }

@@ -10,6 +10,7 @@ pub struct MountOptions {
     pub read_only: bool,
     /// Owner reported for every file and directory.
     pub uid: u32,
+    /// Group reported for every file and directory.
     pub gid: u32,
     /// Permission bits of files (S3 keeps none of its own).
     pub file_mode: u16,

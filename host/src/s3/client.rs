@@ -32,10 +32,16 @@ use super::xml::{self, CompletedPart, DeleteFailure, ListPage, UploadsPage};
 /// Everything needed to talk to one bucket.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
+    /// Where requests go: base URL, signing region, addressing and quirks.
     pub endpoint: Endpoint,
+    /// Bucket the client signs requests for; every request goes to it. Must be non-empty and valid for
+    /// the endpoint's addressing.
     pub bucket: String,
+    /// Keys requests are signed with; replaceable later with [`S3Client::set_credentials`].
     pub credentials: Credentials,
+    /// Connection settings: timeouts, pool, TLS roots, DNS overrides and the address policy.
     pub transport: TransportConfig,
+    /// When and how often failed requests are retried.
     pub retry: RetryPolicy,
     /// Time allowed from sending a request until its response headers
     /// arrive, plus one second per MiB of request body.
@@ -48,6 +54,8 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// A config with the defaults: default transport and retry policy, 30 s request and read timeouts,
+    /// payload signing on.
     pub fn new(endpoint: Endpoint, bucket: impl Into<String>, credentials: Credentials) -> Self {
         Self {
             endpoint,
@@ -65,10 +73,13 @@ impl ClientConfig {
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientBuildError {
+    /// The bucket name cannot be used with the endpoint (e.g. not DNS-safe for virtual-hosted addressing).
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
+    /// The HTTP client could not be built (CA file, TLS setup).
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// [`ClientConfig::bucket`] is empty.
     #[error("bucket name must not be empty")]
     EmptyBucket,
 }
@@ -76,24 +87,40 @@ pub enum ClientBuildError {
 /// The S3 operations, for retry rules and request counting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operation {
+    /// HeadBucket: does the bucket exist and may we use it.
     HeadBucket,
+    /// ListObjectsV2, or ListObjects (v1) where the store has only v1.
     ListObjects,
+    /// HeadObject: an object's metadata.
     HeadObject,
+    /// GetObject, whole or ranged.
     GetObject,
+    /// PutObject: a whole object in one request.
     PutObject,
+    /// CopyObject: a server-side copy.
     CopyObject,
+    /// DeleteObject: one key.
     DeleteObject,
+    /// DeleteObjects: a batch of keys in one request.
     DeleteObjects,
+    /// CreateMultipartUpload: starts an upload (not idempotent, so retried only when safe).
     CreateMultipartUpload,
+    /// UploadPart: one part of a multipart upload.
     UploadPart,
+    /// UploadPartCopy: a part copied server-side from another object.
     UploadPartCopy,
+    /// CompleteMultipartUpload: assembles the parts (not idempotent, so retried only when safe).
     CompleteMultipartUpload,
+    /// AbortMultipartUpload: discards an upload and its parts.
     AbortMultipartUpload,
+    /// ListMultipartUploads: uploads in progress.
     ListMultipartUploads,
+    /// A read-only request a provider plugin sent through [`S3Client::send_raw`]; never retried.
     Raw,
 }
 
 impl Operation {
+    /// Every operation, in the order [`StatsSnapshot::by_operation`] lists them.
     pub const ALL: [Operation; 15] = [
         Operation::HeadBucket,
         Operation::ListObjects,
@@ -112,6 +139,7 @@ impl Operation {
         Operation::Raw,
     ];
 
+    /// The S3 API name ("GetObject"; "Raw" for plugin requests), as used in errors, logs and metrics.
     pub fn name(self) -> &'static str {
         match self {
             Operation::HeadBucket => "HeadBucket",
@@ -219,7 +247,8 @@ pub trait UploadObserver: Send + Sync + fmt::Debug {
     fn ended(&self, upload_id: &str);
 }
 
-/// A copy of [`ClientStats`] at one moment.
+/// A copy of a client's request counters at one moment ([`S3Client::stats`]). Counters only grow over
+/// the client's life and are shared by its clones.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
     /// `(operation, requests sent, requests failed)`; attempts count, so a
@@ -227,12 +256,16 @@ pub struct StatsSnapshot {
     pub by_operation: Vec<(Operation, u64, u64)>,
     /// `(operation, outcome, attempts)` for the pairs that occurred.
     pub by_outcome: Vec<(Operation, Outcome, u64)>,
+    /// Attempts that were retries of an earlier failed attempt.
     pub retries: u64,
+    /// Request body bytes sent, counted per attempt (a retried body counts again).
     pub bytes_sent: u64,
+    /// Response body bytes received (bodies read through [`ByteStream`]; headers not counted).
     pub bytes_received: u64,
 }
 
 impl StatsSnapshot {
+    /// Requests (attempts) sent for `op`; 0 when none were.
     pub fn requests(&self, op: Operation) -> u64 {
         self.by_operation
             .iter()
@@ -243,11 +276,15 @@ impl StatsSnapshot {
 
 /// The body of a request.
 pub enum Payload {
+    /// No body (`content-length: 0`).
     Empty,
+    /// A body held in memory: can be re-sent, so the request may be retried.
     Bytes(Bytes),
     /// A body of known length that can be sent only once: never retried.
     Stream {
+        /// Total body length in bytes, sent as `content-length`; the stream must yield exactly this many.
         len: u64,
+        /// The body's chunks; an error aborts the request.
         stream: BoxStream<'static, std::io::Result<Bytes>>,
     },
 }
@@ -279,8 +316,11 @@ impl From<Vec<u8>> for Payload {
 pub struct ObjectMeta {
     /// Size of the whole object.
     pub size: u64,
+    /// The `ETag` header as sent (quotes included); `None` if the service sent none.
     pub etag: Option<String>,
+    /// The `Last-Modified` header; `None` if absent or not a valid HTTP date.
     pub last_modified: Option<SystemTime>,
+    /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
     /// `x-amz-meta-*` pairs, names without the prefix, lower case.
     pub metadata: Vec<(String, String)>,
@@ -289,6 +329,7 @@ pub struct ObjectMeta {
 /// Options of a PutObject, CreateMultipartUpload or CopyObject.
 #[derive(Clone, Debug, Default)]
 pub struct PutOptions {
+    /// `Content-Type` stored with the object; `None` leaves it to the service.
     pub content_type: Option<String>,
     /// `x-amz-meta-*` pairs (names without the prefix).
     pub metadata: Vec<(String, String)>,
@@ -298,9 +339,12 @@ pub struct PutOptions {
 
 /// A streaming GET response.
 pub struct GetObjectOutput {
+    /// The object's metadata from the response headers; `size` is the whole object's size, even for a
+    /// ranged GET.
     pub meta: ObjectMeta,
     /// The byte range the body holds (half-open), when a range was asked.
     pub range: Option<Range<u64>>,
+    /// The body, not yet read.
     pub body: ByteStream,
 }
 
@@ -372,17 +416,24 @@ impl Stream for ByteStream {
 /// (`GET`, `HEAD`) are allowed: a plugin probes a bucket, it never changes it.
 #[derive(Clone, Debug, Default)]
 pub struct RawRequest {
+    /// `GET` or `HEAD` (any case); anything else is refused.
     pub method: String,
+    /// Object key; `None` addresses the bucket itself.
     pub key: Option<String>,
+    /// Query parameters, raw (the client encodes them).
     pub query: Vec<(String, String)>,
+    /// Extra headers; any of [`HOST_OWNED_HEADERS`] makes the request fail.
     pub headers: Vec<(String, String)>,
 }
 
 /// The answer to a [`RawRequest`], whatever its status.
 #[derive(Clone, Debug)]
 pub struct RawResponse {
+    /// HTTP status code, success or not.
     pub status: u16,
+    /// Response headers, names in lower case; values that are not visible ASCII are dropped.
     pub headers: Vec<(String, String)>,
+    /// The whole body, at most the `max_body` given to [`S3Client::send_raw`].
     pub body: Bytes,
 }
 
@@ -437,6 +488,8 @@ impl fmt::Debug for S3Client {
 }
 
 impl S3Client {
+    /// Builds a client (and its connection pool) for `cfg`; fails on an empty or unusable bucket name or a
+    /// transport that cannot be set up. Sends no request.
     pub fn new(cfg: ClientConfig) -> Result<Self, ClientBuildError> {
         if cfg.bucket.is_empty() {
             return Err(ClientBuildError::EmptyBucket);
@@ -460,10 +513,12 @@ impl S3Client {
         })
     }
 
+    /// The endpoint every request goes to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
     }
 
+    /// The bucket every request addresses.
     pub fn bucket(&self) -> &str {
         &self.inner.bucket
     }
@@ -494,6 +549,7 @@ impl S3Client {
         self.inner.uploads.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// A snapshot of the request counters, shared by all clones of this client.
     pub fn stats(&self) -> StatsSnapshot {
         let s = &self.inner.stats;
         StatsSnapshot {

@@ -12,6 +12,7 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// Credentials from an access key id, its secret and, for temporary credentials, a session token.
     pub fn new(
         access_key_id: impl Into<String>,
         secret_access_key: impl Into<String>,
@@ -38,6 +39,8 @@ impl Credentials {
         self.inner.secret_access_key()
     }
 
+    /// The session token of temporary credentials (sent as `x-amz-security-token`); `None` for long-term
+    /// keys. A secret: never log it.
     pub fn session_token(&self) -> Option<&str> {
         self.inner.session_token()
     }

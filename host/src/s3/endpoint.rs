@@ -79,16 +79,35 @@ impl fmt::Debug for Endpoint {
 /// Why an endpoint URL was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EndpointError {
+    /// The URL does not parse, or has no scheme or host.
     #[error("endpoint {url:?} is not an absolute URL: {reason}")]
-    Malformed { url: String, reason: String },
+    Malformed {
+        /// The URL as given.
+        url: String,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// The scheme is neither `http` nor `https`.
     #[error("endpoint {url:?} must use http or https")]
-    Scheme { url: String },
+    Scheme {
+        /// The URL as given.
+        url: String,
+    },
+    /// The URL has a query (`?`), fragment (`#`) or user info (`@`).
     #[error("endpoint {url:?} must not carry a query, fragment or user info")]
-    Extra { url: String },
+    Extra {
+        /// The URL as given.
+        url: String,
+    },
+    /// The signing region is empty or only whitespace.
     #[error("signing region must not be empty")]
     EmptyRegion,
+    /// Virtual-hosted addressing needs a bucket name that is a DNS label; this one is not.
     #[error("bucket {bucket:?} cannot be addressed virtual-hosted style (not a DNS label); use path style")]
-    NotDnsSafe { bucket: String },
+    NotDnsSafe {
+        /// The refused bucket name.
+        bucket: String,
+    },
 }
 
 impl Endpoint {
@@ -139,6 +158,7 @@ impl Endpoint {
         format!("{}://{}{}", self.scheme, self.authority(&self.host), self.base_path)
     }
 
+    /// Whether requests use TLS (`https`).
     pub fn is_https(&self) -> bool {
         self.scheme == Scheme::HTTPS
     }
@@ -148,18 +168,22 @@ impl Endpoint {
         &self.host
     }
 
+    /// The port given in the URL; `None` means the scheme's default (80 or 443).
     pub fn port(&self) -> Option<u16> {
         self.port
     }
 
+    /// The region requests are signed for (SigV4); never empty.
     pub fn signing_region(&self) -> &str {
         &self.signing_region
     }
 
+    /// Whether the bucket goes in the path or the host name of request URLs.
     pub fn addressing(&self) -> Addressing {
         self.addressing
     }
 
+    /// How the store differs from AWS S3; [`Quirks::default`] unless set with [`Endpoint::with_quirks`].
     pub fn quirks(&self) -> &Quirks {
         &self.quirks
     }

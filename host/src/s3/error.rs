@@ -10,11 +10,14 @@ use serde::Deserialize;
 /// body is an `<Error>` document, as CompleteMultipartUpload may return).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ServiceError {
+    /// HTTP status code of the response (500 for an `<Error>` embedded in a 200).
     pub status: u16,
     /// The S3 error code (`NoSuchKey`, `AccessDenied`, ...); derived from the
     /// status when the response had no body (HEAD).
     pub code: String,
+    /// The service's `<Message>`; empty when the response had none.
     pub message: String,
+    /// The service's request id (`<RequestId>` or `x-amz-request-id`), for the provider's support.
     pub request_id: Option<String>,
     /// The region the bucket lives in, when the service said so
     /// (`x-amz-bucket-region` header or `<Region>` element).
@@ -107,6 +110,7 @@ impl ServiceError {
         self.status == 404 || matches!(self.code.as_str(), "NoSuchKey" | "NoSuchBucket" | "NotFound")
     }
 
+    /// The bucket itself does not exist (code `NoSuchBucket`), as opposed to a missing key.
     pub fn is_no_such_bucket(&self) -> bool {
         self.code == "NoSuchBucket"
     }
@@ -136,6 +140,7 @@ impl ServiceError {
         self.status == 416 || self.code == "InvalidRange"
     }
 
+    /// A condition (`If-Match`, `If-None-Match`) did not hold: the object changed or already exists.
     pub fn is_precondition_failed(&self) -> bool {
         self.status == 412 || self.code == "PreconditionFailed"
     }
@@ -175,40 +180,87 @@ fn code_for_status(status: StatusCode) -> &'static str {
 /// Everything an S3 call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
+    /// The service answered with an error (after any retries).
     #[error("{operation} failed: {source}")]
     Service {
+        /// The S3 operation ([`Operation::name`](super::Operation::name)).
         operation: &'static str,
+        /// What the service said.
         #[source]
         source: ServiceError,
     },
+    /// No connection could be made (DNS, refused, TLS handshake, or an address the policy forbids).
     #[error("{operation}: could not connect to {host}: {reason}")]
     Connect {
+        /// The S3 operation.
         operation: &'static str,
+        /// Host name the request was for.
         host: String,
+        /// The underlying error chain.
         reason: String,
     },
+    /// No response headers within the request timeout, or a pause between body chunks longer than the
+    /// read timeout.
     #[error("{operation}: no response from {host} within {timeout:?}")]
     Timeout {
+        /// The S3 operation.
         operation: &'static str,
+        /// Host name the request was for.
         host: String,
+        /// The timeout that expired.
         timeout: Duration,
     },
+    /// The connection failed after it was made (reset, closed mid-body, HTTP protocol error).
     #[error("{operation}: connection to {host} failed: {reason}")]
     Transport {
+        /// The S3 operation.
         operation: &'static str,
+        /// Host name the request was for.
         host: String,
+        /// The underlying error chain.
         reason: String,
     },
+    /// A success response the client cannot use (bad XML, a missing ETag or upload id, ...).
     #[error("{operation}: could not read the response: {reason}")]
-    InvalidResponse { operation: &'static str, reason: String },
+    InvalidResponse {
+        /// The S3 operation.
+        operation: &'static str,
+        /// What is wrong with the response.
+        reason: String,
+    },
+    /// SigV4 signing (or presigning) failed.
     #[error("{operation}: could not sign the request: {reason}")]
-    Signing { operation: &'static str, reason: String },
+    Signing {
+        /// The S3 operation.
+        operation: &'static str,
+        /// The signer's error.
+        reason: String,
+    },
+    /// The client refused to send the request: bad arguments (empty range, too many keys, a
+    /// host-owned header, an invalid header value, ...). Nothing was sent.
     #[error("{operation}: invalid request: {reason}")]
-    InvalidRequest { operation: &'static str, reason: String },
+    InvalidRequest {
+        /// The S3 operation.
+        operation: &'static str,
+        /// What is wrong with the request.
+        reason: String,
+    },
+    /// A response body was longer than the caller's limit; reading stopped there.
     #[error("{operation}: response body larger than the {limit} byte limit")]
-    BodyTooLarge { operation: &'static str, limit: usize },
+    BodyTooLarge {
+        /// The S3 operation.
+        operation: &'static str,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The request body failed while it was being sent.
     #[error("{operation}: the request body failed: {reason}")]
-    Body { operation: &'static str, reason: String },
+    Body {
+        /// The S3 operation.
+        operation: &'static str,
+        /// The body's error.
+        reason: String,
+    },
 }
 
 impl S3Error {
@@ -220,18 +272,22 @@ impl S3Error {
         }
     }
 
+    /// The service said the object or bucket does not exist ([`ServiceError::is_not_found`]).
     pub fn is_not_found(&self) -> bool {
         self.service().is_some_and(ServiceError::is_not_found)
     }
 
+    /// The service refused the credentials ([`ServiceError::is_auth`]).
     pub fn is_auth(&self) -> bool {
         self.service().is_some_and(ServiceError::is_auth)
     }
 
+    /// The service refused the range as beyond the object's end ([`ServiceError::is_invalid_range`]).
     pub fn is_invalid_range(&self) -> bool {
         self.service().is_some_and(ServiceError::is_invalid_range)
     }
 
+    /// A condition did not hold ([`ServiceError::is_precondition_failed`]).
     pub fn is_precondition_failed(&self) -> bool {
         self.service().is_some_and(ServiceError::is_precondition_failed)
     }

@@ -9,7 +9,9 @@ use rand::Rng;
 pub struct RetryPolicy {
     /// Attempts in total, the first included (1 disables retries).
     pub max_attempts: u32,
+    /// Backoff unit: the pause after failed attempt `n` is random up to `base_delay * 2^n` (and `max_delay`).
     pub base_delay: Duration,
+    /// The longest pause between two attempts.
     pub max_delay: Duration,
     /// No new attempt starts after this much time since the first.
     pub max_elapsed: Duration,

@@ -45,15 +45,20 @@ pub struct ResolveOverrides {
 }
 
 impl ResolveOverrides {
+    /// No overrides: every name goes to the system resolver.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Sends connections for `host` (case-insensitive; `*.domain` for every subdomain of `domain`, not
+    /// `domain` itself) to `addr`, replacing an earlier override of the same name.
     pub fn insert(&mut self, host: impl Into<String>, addr: IpAddr) -> &mut Self {
         self.map.insert(host.into().to_ascii_lowercase(), addr);
         self
     }
 
+    /// The override for `host`: an exact match first, else the closest `*.` wildcard; `None` when the
+    /// system resolver should be asked.
     pub fn lookup(&self, host: &str) -> Option<IpAddr> {
         let host = host.to_ascii_lowercase();
         if let Some(a) = self.map.get(&host) {
@@ -73,13 +78,17 @@ impl ResolveOverrides {
 /// How the client connects.
 #[derive(Clone, Debug)]
 pub struct TransportConfig {
+    /// Time allowed to establish a TCP connection (TLS handshake not included).
     pub connect_timeout: Duration,
     /// Idle connections kept per host.
     pub pool_max_idle_per_host: usize,
+    /// How long an idle pooled connection is kept before it is closed.
     pub pool_idle_timeout: Duration,
     /// An extra PEM file of CA certificates trusted besides the platform's.
     pub extra_ca_file: Option<PathBuf>,
+    /// Host names resolved to fixed addresses instead of through DNS (the policy still applies).
     pub resolve: ResolveOverrides,
+    /// Which resolved addresses may be connected to; [`AllowAll`] by default.
     pub policy: Arc<dyn AddressPolicy>,
 }
 
@@ -99,10 +108,21 @@ impl Default for TransportConfig {
 /// Why the transport could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    /// [`TransportConfig::extra_ca_file`] could not be read or holds a malformed PEM certificate.
     #[error("cannot read CA file {path}: {source}")]
-    CaFile { path: PathBuf, source: std::io::Error },
+    CaFile {
+        /// The CA file.
+        path: PathBuf,
+        /// The read or PEM parse error.
+        source: std::io::Error,
+    },
+    /// [`TransportConfig::extra_ca_file`] holds no certificate.
     #[error("CA file {path} holds no usable certificate")]
-    CaFileEmpty { path: PathBuf },
+    CaFileEmpty {
+        /// The CA file.
+        path: PathBuf,
+    },
+    /// rustls refused a certificate or the TLS configuration.
     #[error("TLS setup failed: {0}")]
     Tls(String),
 }

@@ -5,16 +5,20 @@ use serde::Deserialize;
 /// One object of a listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {
+    /// The full object key, URL-decoded when the service encoded it.
     pub key: String,
+    /// Object size in bytes (0 when the listing omitted it).
     pub size: u64,
     /// RFC 3339 / ISO 8601 as the service sent it.
     pub last_modified: String,
+    /// The ETag as listed (quotes included), if the service listed one.
     pub etag: Option<String>,
 }
 
 /// One page of a listing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListPage {
+    /// Objects of this page, in the service's (key) order.
     pub objects: Vec<ObjectInfo>,
     /// Common prefixes ("directories") when a delimiter was given.
     pub prefixes: Vec<String>,
@@ -141,7 +145,9 @@ pub fn parse_etag_result(body: &[u8]) -> Result<Option<String>, String> {
 /// A part of a multipart upload, as CompleteMultipartUpload needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompletedPart {
+    /// The part's number within its upload, from 1.
     pub part_number: u32,
+    /// The ETag the service returned for the part, as sent (quotes included).
     pub etag: String,
 }
 
@@ -172,8 +178,11 @@ pub fn delete_objects_body(keys: &[String]) -> String {
 /// One failure inside a DeleteObjects result.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeleteFailure {
+    /// The key that was not deleted.
     pub key: String,
+    /// The S3 error code (`AccessDenied`, ...).
     pub code: String,
+    /// The service's message; may be empty.
     pub message: String,
 }
 
@@ -212,8 +221,11 @@ pub fn parse_delete_result(body: &[u8]) -> Result<Vec<DeleteFailure>, String> {
 /// A multipart upload in progress.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadInfo {
+    /// The key the upload will create.
     pub key: String,
+    /// The id that names the upload in UploadPart, Complete- and AbortMultipartUpload.
     pub upload_id: String,
+    /// When the upload was started, RFC 3339 / ISO 8601 as the service sent it (empty if omitted).
     pub initiated: String,
 }
 
@@ -242,6 +254,7 @@ struct UploadDoc {
 /// A page of in-progress uploads and the markers of the next page.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UploadsPage {
+    /// The uploads of this page.
     pub uploads: Vec<UploadInfo>,
     /// `(key-marker, upload-id-marker)` for the next page.
     pub next: Option<(String, String)>,
