@@ -8,6 +8,7 @@ mod api_support;
 use std::path::PathBuf;
 
 use api_support::*;
+use byos3::s3::Addressing;
 use byos3_tests::Garage;
 use serde_json::{json, Value};
 
@@ -407,5 +408,46 @@ fn revoked_credentials_and_a_dead_mount_are_reported_and_metrics_count_the_traff
     });
     let keys = keys_in(&g, &rt, "h/");
     assert!(keys.contains(&"h/f.txt".to_string()), "{keys:?}");
+    rt.block_on(s.stop());
+}
+
+#[test]
+fn detach_over_http_with_an_open_writer_flushes_and_answers_busy_until_closed() {
+    use std::io::Write;
+    let g = Garage::start().unwrap();
+    let rt = runtime();
+    let mut s = rt.block_on(InProc::start()).unwrap();
+    let _guard = MountGuard(s.state_dir().to_path_buf());
+    let api = s.api.clone();
+    let detach = "/v1/sandboxes/busy-1/disks/busydisk?mount_path=/mnt/w";
+    let s3 = g.client(Addressing::Path);
+
+    let root = rt.block_on(async {
+        api.post("/v1/disks", ALICE, &disk_body("busydisk", &g)).await.ok(201);
+        let body = json!({"id": "busy-1", "disks": [{"disk_id": "busydisk", "mount_path": "/mnt/w", "sub_path": "w/"}]});
+        root_of(api.post("/v1/sandboxes", ALICE, &body).await.ok(201))
+    });
+    let mut file = std::fs::File::create(root.join("mnt/w/open.txt")).unwrap();
+    file.write_all(b"written while attached").unwrap();
+
+    rt.block_on(async {
+        let r = api.delete(detach, ALICE).await;
+        let f = r.fail(409);
+        assert_eq!(f["code"], "mount_busy", "{}", r.text());
+        assert!(f["message"].as_str().unwrap().contains("close it and detach again"));
+        // Flushed before refusing, and still mounted.
+        let flushed = s3.get_object_bytes("w/open.txt", None, 1024).await.unwrap();
+        assert_eq!(&flushed[..], b"written while attached");
+        let row = api.get("/v1/sandboxes/busy-1/disks", ALICE).await.ok(200)["data"][0].clone();
+        assert_eq!(row["mount_status"], "mounted", "{row}");
+    });
+    file.write_all(b", and after").unwrap();
+    drop(file);
+    rt.block_on(async {
+        assert_eq!(api.delete(detach, ALICE).await.ok(200), &json!({"detached": true}));
+        let data = s3.get_object_bytes("w/open.txt", None, 1024).await.unwrap();
+        assert_eq!(&data[..], b"written while attached, and after");
+    });
+    assert!(!is_mounted(&root.join("mnt/w")));
     rt.block_on(s.stop());
 }

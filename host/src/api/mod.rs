@@ -176,7 +176,7 @@ impl Server {
             .await
             .with_context(|| format!("listening on {}", opts.listen))?;
         let addr = listener.local_addr()?;
-        let state = open_state(g, keys, addr.ip().is_loopback()).await?;
+        let state = open_state(g, keys, metrics_open_on(addr)).await?;
         let disks_unavailable = match (&state.vault, &state.providers) {
             (Err(e), _) | (_, Err(e)) => Some(e.clone()),
             _ => None,
@@ -283,6 +283,13 @@ pub(crate) async fn open_state(
     Ok(state)
 }
 
+/// Whether `GET /metrics` may skip the API key on a server listening on
+/// `addr`: only on loopback, where the scraper is on the same host. An
+/// unspecified address (`0.0.0.0`, `::`) listens everywhere, so it is not.
+fn metrics_open_on(addr: SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
 /// How often mounts are checked (a dead FUSE session, refused credentials).
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -315,4 +322,19 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 /// The probe deadline the server applies (the plugin's, plus slack).
 pub(crate) fn probe_deadline(limits: &Limits) -> Duration {
     limits.probe_timeout + Duration::from_secs(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metrics_open_on;
+
+    #[test]
+    fn metrics_skip_the_key_only_on_loopback() {
+        for open in ["127.0.0.1:80", "127.0.0.2:80", "[::1]:80"] {
+            assert!(metrics_open_on(open.parse().unwrap()), "{open}");
+        }
+        for closed in ["0.0.0.0:80", "[::]:80", "10.1.2.3:80", "[2001:db8::1]:80"] {
+            assert!(!metrics_open_on(closed.parse().unwrap()), "{closed}");
+        }
+    }
 }

@@ -13,10 +13,15 @@ use super::sandbox::{SandboxError, SandboxResolver};
 /// What to mount where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachRequest {
+    /// Sandbox to mount into, as its [`SandboxResolver`] knows it.
     pub sandbox_id: String,
+    /// Registered disk whose bucket is mounted; with `sandbox_id` and `mount_path` it names the attachment.
     pub disk_id: String,
+    /// Where inside the sandbox the disk appears.
     pub mount_path: MountPath,
+    /// Which key prefix of the bucket the mount shows (empty: the whole bucket).
     pub sub_path: SubPath,
+    /// Mount read-only: every change fails with `EROFS`.
     pub read_only: bool,
 }
 
@@ -24,16 +29,23 @@ pub struct AttachRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MountStatus {
+    /// Being mounted: the attach has not returned yet.
     Pending,
+    /// Mounted and, at the last health check, working.
     Mounted,
+    /// Mounted but not working (session gone, credentials refused); see [`AttachmentState::error`].
+    /// Turns back to `Mounted` when requests succeed again.
     Error,
+    /// A detach is flushing and unmounting it.
     Unmounting,
 }
 
 /// One row of [`MountManager::list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachmentState {
+    /// What was asked to be mounted where.
     pub request: AttachRequest,
+    /// Its state now.
     pub status: MountStatus,
     /// Why the mount failed or stopped working (it may recover, e.g. once
     /// rotated credentials are accepted).
@@ -63,16 +75,28 @@ pub struct MountMetrics {
 /// Why an attach failed. Nothing is mounted after an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
+    /// The sandbox could not be resolved (unknown or invalid id, I/O).
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The sandbox exists but is not running; holds its id.
     #[error("sandbox {0:?} is not running; start it before attaching disks")]
     NotRunning(String),
+    /// The mount path leaves the sandbox through a symlink or overlaps another mount of the sandbox.
     #[error(transparent)]
     Path(#[from] PathError),
+    /// The missing mount point could not be created.
     #[error("cannot create the mount point {path}: {source}")]
-    MountPoint { path: String, source: std::io::Error },
+    MountPoint {
+        /// The mount path inside the sandbox.
+        path: String,
+        /// The error from creating the directory.
+        source: std::io::Error,
+    },
+    /// The filesystem could not be mounted.
     #[error(transparent)]
     Fs(#[from] FsError),
+    /// The blocking mount task panicked or was cancelled, or the attachment was removed (shutdown) while
+    /// mounting.
     #[error("the mount task failed: {0}")]
     Task(String),
 }
@@ -80,16 +104,23 @@ pub enum AttachError {
 /// Why a detach failed. The mount is still in place after an error.
 #[derive(Debug, thiserror::Error)]
 pub enum DetachError {
+    /// No attachment matches the sandbox, disk and mount path.
     #[error("disk {disk_id:?} is not attached to sandbox {sandbox_id:?} at {mount_path}")]
     NotAttached {
+        /// The sandbox asked for.
         sandbox_id: String,
+        /// The disk asked for.
         disk_id: String,
+        /// The mount path asked for.
         mount_path: String,
     },
+    /// The attachment is still being mounted or already being detached; holds its mount path.
     #[error("{0:?} is already being detached")]
     InProgress(String),
+    /// Flushing or unmounting failed (e.g. [`FsError::Busy`]); the mount stays attached.
     #[error(transparent)]
     Fs(#[from] FsError),
+    /// The blocking unmount task panicked or was cancelled.
     #[error("the unmount task failed: {0}")]
     Task(String),
 }
@@ -132,6 +163,7 @@ impl MountManager {
         self
     }
 
+    /// The resolver that maps sandbox ids to host directories.
     pub fn resolver(&self) -> &Arc<dyn SandboxResolver> {
         &self.resolver
     }

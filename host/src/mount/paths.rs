@@ -7,28 +7,61 @@ use std::path::{Component, Path, PathBuf};
 /// Why a mount path or sub path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
+    /// The mount path does not start with `/`; holds it as given.
     #[error("mount_path must be an absolute path inside the sandbox (start with /), got {0:?}")]
     NotAbsolute(String),
+    /// The mount path is `/` (or only slashes and dots).
     #[error("mount_path must not be / itself: mount at a directory such as /mnt/data")]
     Root,
+    /// A `..` segment.
     #[error("{field} must not contain '..' (got {value:?})")]
-    DotDot { field: &'static str, value: String },
+    DotDot {
+        /// `mount_path` or `sub_path`.
+        field: &'static str,
+        /// The path as given.
+        value: String,
+    },
+    /// A NUL byte or other control character.
     #[error("{field} must not contain NUL bytes or control characters")]
-    Control { field: &'static str },
+    Control {
+        /// `mount_path` or `sub_path`.
+        field: &'static str,
+    },
+    /// Longer than 1024 bytes.
     #[error("{field} is too long ({len} bytes, at most {max})")]
     TooLong {
+        /// `mount_path` or `sub_path`.
         field: &'static str,
+        /// Its length, in bytes.
         len: usize,
+        /// The limit, in bytes.
         max: usize,
     },
+    /// One segment is longer than 255 bytes (the usual file name limit).
     #[error("a path component of {field} is longer than 255 bytes")]
-    ComponentTooLong { field: &'static str },
+    ComponentTooLong {
+        /// `mount_path` or `sub_path`.
+        field: &'static str,
+    },
+    /// The sub path starts with `/`; holds it as given.
     #[error("sub_path must be relative to the bucket: remove the leading '/' (got {0:?})")]
     SubPathAbsolute(String),
+    /// An existing component of the mount path under the sandbox root is a symlink.
     #[error("mount_path {path:?} leaves the sandbox through the symlink {link:?}")]
-    SymlinkEscape { path: String, link: String },
+    SymlinkEscape {
+        /// The mount path.
+        path: String,
+        /// The symlink, as a path inside the sandbox.
+        link: String,
+    },
+    /// The mount path is, contains or lies inside another mount of the same sandbox.
     #[error("mount_path {path:?} overlaps {other:?}, already mounted in this sandbox")]
-    Overlap { path: String, other: String },
+    Overlap {
+        /// The mount path asked for.
+        path: String,
+        /// The existing mount path it overlaps.
+        other: String,
+    },
 }
 
 const MAX_PATH: usize = 1024;
@@ -53,6 +86,7 @@ fn check_text(field: &'static str, s: &str) -> Result<(), PathError> {
 pub struct MountPath(String);
 
 impl MountPath {
+    /// Validates and normalises a mount path as a user gave it (`/mnt//data/.` becomes `/mnt/data`).
     pub fn parse(raw: &str) -> Result<Self, PathError> {
         check_text("mount_path", raw)?;
         if !raw.starts_with('/') {
@@ -78,6 +112,7 @@ impl MountPath {
         Ok(Self(format!("/{}", parts.join("/"))))
     }
 
+    /// The normalised path, `/a/b`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -135,6 +170,7 @@ impl std::fmt::Display for MountPath {
 pub struct SubPath(String);
 
 impl SubPath {
+    /// Validates and normalises a sub path as a user gave it (`a//b/.` becomes `a/b/`; `""` stays empty).
     pub fn parse(raw: &str) -> Result<Self, PathError> {
         check_text("sub_path", raw)?;
         if raw.starts_with('/') {

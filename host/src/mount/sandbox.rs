@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// Where a sandbox's filesystem lives on the host, and whether it is up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxRoot {
+    /// Host directory that is `/` for the sandbox; mount paths are resolved under it.
     pub root: PathBuf,
     /// Mounts are only made into running sandboxes.
     pub running: bool,
@@ -16,12 +17,20 @@ pub struct SandboxRoot {
 /// Why a sandbox could not be resolved or prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
+    /// No sandbox has this id.
     #[error("sandbox {0:?} does not exist")]
     NotFound(String),
+    /// The id is not 1 to 64 ASCII letters, digits, `-` or `_`.
     #[error("sandbox id {0:?} is not valid: use letters, digits, '-' and '_' (at most 64)")]
     InvalidId(String),
+    /// A filesystem error on the sandbox's root (e.g. creating or removing it).
     #[error("sandbox {id:?}: {source}")]
-    Io { id: String, source: std::io::Error },
+    Io {
+        /// The sandbox id.
+        id: String,
+        /// The filesystem error.
+        source: std::io::Error,
+    },
 }
 
 /// Maps sandbox ids to their roots. Implemented by the embedding runtime;
@@ -45,10 +54,12 @@ pub struct DirectoryResolver {
 }
 
 impl DirectoryResolver {
+    /// A resolver keeping sandbox roots under `base`; nothing is created until [`SandboxResolver::create`].
     pub fn new(base: impl Into<PathBuf>) -> Self {
         Self { base: base.into() }
     }
 
+    /// The directory holding one subdirectory per sandbox.
     pub fn base(&self) -> &Path {
         &self.base
     }

@@ -22,9 +22,13 @@ use crate::vault::{SealedCredentials, VaultError};
 /// an idempotent re-registration is compared against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiskSpec {
+    /// Bucket name (`config.bucket`).
     pub bucket: String,
+    /// Endpoint URL (`config.endpoint`), an absolute `http(s)://` URL.
     pub endpoint: String,
+    /// Region the user gave (`config.region`); `None` means the provider's default.
     pub region: Option<String>,
+    /// Path-style addressing forced on or off (`config.use_path_style`); `None` leaves it to the plugin.
     pub use_path_style: Option<bool>,
     /// The plugin asked for explicitly (`config.provider`).
     pub provider: Option<String>,
@@ -37,10 +41,13 @@ pub struct DiskSpec {
 pub struct DiskRecord {
     /// `disk_<ULID>`
     pub id: String,
+    /// Tenant that owns the disk; every lookup is scoped to it.
     pub tenant: String,
+    /// User-chosen name, unique per tenant; lookups accept it in place of the id.
     pub name: String,
     /// `s3`
     pub kind: String,
+    /// The configuration as the user gave it.
     pub spec: DiskSpec,
     /// The plugin that serves the disk.
     pub provider: String,
@@ -50,6 +57,7 @@ pub struct DiskRecord {
     pub resolved_path_style: bool,
     /// Milliseconds since the Unix epoch.
     pub created_at_ms: i64,
+    /// When the disk last changed (its credentials were replaced), in milliseconds since the Unix epoch.
     pub updated_at_ms: i64,
 }
 
@@ -58,12 +66,15 @@ pub struct DiskRecord {
 pub struct SandboxRecord {
     /// `sb_<ULID>`
     pub id: String,
+    /// Tenant that owns the sandbox; every lookup is scoped to it.
     pub tenant: String,
+    /// User-chosen name, unique per tenant; lookups accept it in place of the id.
     pub name: String,
     /// `creating`, `running`, `stopped`, `failed` or `destroyed`.
     pub status: String,
     /// The sandbox's root directory on the host.
     pub root: String,
+    /// Milliseconds since the Unix epoch.
     pub created_at_ms: i64,
 }
 
@@ -71,15 +82,24 @@ pub struct SandboxRecord {
 /// (sandbox, disk, mount path); a mount path holds one disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttachmentRecord {
+    /// Tenant that owns both the sandbox and the disk.
     pub tenant: String,
+    /// Id of the sandbox the disk is mounted into.
     pub sandbox_id: String,
+    /// Id of the disk that is mounted.
     pub disk_id: String,
+    /// Normalised absolute path inside the sandbox (see [`crate::mount::MountPath`]).
     pub mount_path: String,
+    /// Normalised key prefix shown at the mount path, empty for the whole bucket
+    /// (see [`crate::mount::SubPath`]).
     pub sub_path: String,
+    /// Whether the disk is mounted read-only.
     pub read_only: bool,
     /// `pending`, `mounted`, `error` or `unmounting`.
     pub mount_status: String,
+    /// Why the mount failed or stopped working, when `mount_status` is `error`.
     pub mount_error: Option<String>,
+    /// Milliseconds since the Unix epoch.
     pub created_at_ms: i64,
 }
 
@@ -95,7 +115,9 @@ pub struct VaultState {
 /// A page of a list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
+    /// Most rows to return.
     pub limit: u32,
+    /// Rows to skip first.
     pub offset: u64,
 }
 
@@ -105,6 +127,7 @@ pub enum StoreError {
     /// A unique name or mount path is taken.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The row does not exist for this tenant.
     #[error("not found")]
     NotFound,
     /// The disk has attachments and cannot be deleted.
@@ -113,16 +136,30 @@ pub enum StoreError {
     /// The credentials were sealed under a key version older than the
     /// current one (a rotation committed meanwhile): reload keys, re-seal.
     #[error("sealed under master key version {sealed}, but version {current} is current")]
-    StaleKeyVersion { sealed: u32, current: u32 },
+    StaleKeyVersion {
+        /// The key version the record was sealed with.
+        sealed: u32,
+        /// The version that is current in the store.
+        current: u32,
+    },
     /// A rotation could not re-seal a record.
     #[error("disk {disk_id}: {source}")]
     Reseal {
+        /// The disk whose credentials could not be re-sealed.
         disk_id: String,
+        /// Why re-sealing failed.
         #[source]
         source: VaultError,
     },
+    /// The database was written by a newer byos3; it is not touched.
     #[error("the database schema is version {found}, newer than this byos3 knows ({known}); upgrade byos3")]
-    SchemaTooNew { found: u32, known: u32 },
+    SchemaTooNew {
+        /// The schema version in the database.
+        found: u32,
+        /// The newest schema version this build knows.
+        known: u32,
+    },
+    /// Any other database failure (I/O, SQL, a failed migration), as text.
     #[error("database: {0}")]
     Database(String),
 }
@@ -140,6 +177,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn find_disk(&self, tenant: &str, id_or_name: &str) -> Result<Option<DiskRecord>, StoreError>;
     /// A page of the tenant's disks, oldest first, and the total count.
     fn list_disks(&self, tenant: &str, page: Page) -> Result<(Vec<DiskRecord>, u64), StoreError>;
+    /// The disk's sealed credentials; `None` if the tenant has no such disk.
     fn sealed_credentials(&self, tenant: &str, disk_id: &str) -> Result<Option<SealedCredentials>, StoreError>;
     /// Replaces the sealed credentials (`NotFound`, `StaleKeyVersion`).
     fn replace_credentials(
@@ -154,6 +192,7 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     // ---- vault ----
 
+    /// The key versions in use; `None` before the vault was first initialised.
     fn vault_state(&self) -> Result<Option<VaultState>, StoreError>;
     /// Records `version` and its key check as current if no state exists
     /// yet; returns the state either way.
@@ -172,24 +211,29 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     // ---- sandboxes and attachments ----
 
+    /// Inserts the sandbox (creating the tenant row on first use); `Conflict` if its name or id is taken.
     fn create_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StoreError>;
     /// A sandbox by id or name.
     fn find_sandbox(&self, tenant: &str, id_or_name: &str) -> Result<Option<SandboxRecord>, StoreError>;
     /// Whether any tenant has a sandbox with this id (ids name host directories).
     fn sandbox_id_taken(&self, id: &str) -> Result<bool, StoreError>;
+    /// A page of the tenant's sandboxes, oldest first, and the total count.
     fn list_sandboxes(&self, tenant: &str, page: Page) -> Result<(Vec<SandboxRecord>, u64), StoreError>;
+    /// Sets a sandbox's status (see [`SandboxRecord::status`]); `NotFound` if it is not the tenant's.
     fn set_sandbox_status(&self, tenant: &str, sandbox_id: &str, status: &str) -> Result<(), StoreError>;
     /// Deletes the sandbox and (cascading) its attachment rows.
     fn delete_sandbox(&self, tenant: &str, sandbox_id: &str) -> Result<(), StoreError>;
     /// `Conflict` if the mount path of that sandbox is in use; `NotFound`
     /// if the sandbox or disk is not the tenant's.
     fn create_attachment(&self, attachment: &AttachmentRecord) -> Result<(), StoreError>;
+    /// A page of one sandbox's attachments, oldest first, and the total count.
     fn list_attachments(
         &self,
         tenant: &str,
         sandbox_id: &str,
         page: Page,
     ) -> Result<(Vec<AttachmentRecord>, u64), StoreError>;
+    /// Records the mount status (and error) of the attachment at `mount_path`; `NotFound` if there is none.
     fn set_attachment_status(
         &self,
         tenant: &str,
@@ -198,6 +242,7 @@ pub trait Store: Send + Sync + fmt::Debug {
         status: &str,
         error: Option<&str>,
     ) -> Result<(), StoreError>;
+    /// Deletes one attachment row; `NotFound` if there is none.
     fn delete_attachment(
         &self,
         tenant: &str,
