@@ -41,14 +41,17 @@ impl fmt::Debug for ApiKeys {
 }
 
 impl ApiKeys {
+    /// No keys: nobody can authenticate.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Whether no key is configured (the server refuses to start without one).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// The tenants that have at least one key, sorted, each once.
     pub fn tenants(&self) -> Vec<String> {
         let mut t: Vec<String> = self.entries.iter().map(|(t, _)| t.clone()).collect();
         t.sort();
@@ -56,6 +59,8 @@ impl ApiKeys {
         t
     }
 
+    /// Adds a plaintext `key` for `tenant` (only its hash is kept). Fails on a key shorter than 2 bytes,
+    /// an invalid tenant name, or a key already configured (for any tenant).
     pub fn add_key(&mut self, tenant: &str, key: &str) -> Result<(), String> {
         if key.len() < 2 {
             return Err(format!("the API key of tenant {tenant:?} is empty or too short"));
@@ -63,6 +68,8 @@ impl ApiKeys {
         self.add_hash(tenant, hash_key(key.as_bytes()))
     }
 
+    /// Adds a key for `tenant` by its [`hash_key`] hash. Fails on an invalid tenant name or a hash already
+    /// configured (for any tenant).
     pub fn add_hash(&mut self, tenant: &str, hash: [u8; 32]) -> Result<(), String> {
         if !valid_tenant(tenant) {
             return Err(format!("tenant name {tenant:?} must match [A-Za-z0-9_.-]{{1,64}}"));

@@ -42,15 +42,26 @@ const TOP: &[&str] = &[
 /// A parsed configuration file.
 #[derive(Debug, Default)]
 pub struct FileConfig {
+    /// `listen`: address and port the API binds to.
     pub listen: Option<SocketAddr>,
+    /// `state_dir`: the daemon's database, keys, plugin cache, sandboxes and staging.
     pub state_dir: Option<PathBuf>,
+    /// `plugin_dir`: where the provider plugins (`*.wasm`) are loaded from.
     pub plugin_dir: Option<PathBuf>,
+    /// `plugin_cache_dir`: the compiled plugin cache (`None`: `<state_dir>/plugin-cache`).
     pub plugin_cache_dir: Option<PathBuf>,
+    /// `tls`: serve HTTPS with this certificate and key; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// `api_keys`: tenants and their keys (plain or as a hash); empty when the file gives none.
     pub api_keys: ApiKeys,
+    /// `master_key_file`: the vault's key file (`None`: `<state_dir>/master.key`).
     pub master_key_file: Option<PathBuf>,
+    /// `endpoint_policy.allow`: endpoints allowed despite the default deny rules (CIDRs, IPs, host
+    /// names or keywords; see [`EndpointPolicy`](crate::api::EndpointPolicy)).
     pub policy_allow: Vec<String>,
+    /// `endpoint_policy.deny`: endpoints refused besides the default deny rules (same syntax as `allow`).
     pub policy_deny: Vec<String>,
+    /// `probe_timeout_secs`: wall-clock bound of a provider probe, 1 to 120 seconds.
     pub probe_timeout: Option<Duration>,
 }
 

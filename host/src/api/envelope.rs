@@ -17,9 +17,11 @@ pub type Body = Full<Bytes>;
 /// credentials.
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    /// HTTP status of the response: 4xx gives a `fail` envelope, 5xx an `error` one.
     pub status: StatusCode,
     /// `data.code` of a fail (snake_case); unused for 5xx.
     pub code: &'static str,
+    /// Human-readable explanation, shown to the client (`data.message`, or `message` for 5xx).
     pub message: String,
     /// More keys of `data` (`field`, `hint`, `expected_region`, ...).
     pub extra: Map<String, Value>,
@@ -28,6 +30,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error with no extra `data` keys and no extra headers.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -44,6 +47,7 @@ impl ApiError {
         self
     }
 
+    /// Adds a response header (replacing one of the same name when the response is built).
     pub fn with_header(mut self, name: header::HeaderName, value: &'static str) -> Self {
         self.headers.push((name, HeaderValue::from_static(value)));
         self
@@ -54,18 +58,22 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message).with("field", field)
     }
 
+    /// A 400 with `code`.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// A 401 with code `unauthorized` (no `WWW-Authenticate` header unless added).
     pub fn unauthorized(message: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// A 404 with code `not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// A 409 with `code` (e.g. a name or mount path already in use).
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
@@ -108,6 +116,7 @@ impl ApiError {
         }
     }
 
+    /// The HTTP response: the envelope as JSON, with the extra headers.
     pub fn into_response(self) -> Response<Body> {
         let mut resp = json_response(self.status, &self.envelope());
         for (k, v) in self.headers {
@@ -194,6 +203,8 @@ pub fn page<T: Serialize>(items: Vec<T>, total: u64, limit: u32, offset: u64) ->
     )
 }
 
+/// `value` as a JSON response (newline-terminated, `Cache-Control: no-store`); a value that fails to
+/// serialise becomes a 5xx-shaped error body, with `status` unchanged.
 pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
     let mut bytes = serde_json::to_vec(value)
         .unwrap_or_else(|_| b"{\"status\":\"error\",\"message\":\"serialization failed\",\"code\":500}".to_vec());

@@ -197,6 +197,7 @@ impl Obj {
         self.map.remove(key).filter(|v| !v.is_null())
     }
 
+    /// Takes string field `key`: `None` if absent or null, `invalid_type` if not a string.
     pub fn opt_str(&mut self, key: &str) -> Result<Option<String>, ApiError> {
         match self.take(key) {
             None => Ok(None),
@@ -205,6 +206,7 @@ impl Obj {
         }
     }
 
+    /// Takes string field `key`: `missing_field` if absent or null, `invalid_type` if not a string.
     pub fn req_str(&mut self, key: &str) -> Result<String, ApiError> {
         self.opt_str(key)?.ok_or_else(|| self.missing(key))
     }
@@ -218,6 +220,7 @@ impl Obj {
         }
     }
 
+    /// Takes boolean field `key`: `None` if absent or null, `invalid_type` if not a boolean.
     pub fn opt_bool(&mut self, key: &str) -> Result<Option<bool>, ApiError> {
         match self.take(key) {
             None => Ok(None),
@@ -226,6 +229,8 @@ impl Obj {
         }
     }
 
+    /// Takes integer field `key`: `None` if absent or null, `invalid_type` unless a non-negative integer
+    /// that fits a `u64`.
     pub fn opt_u64(&mut self, key: &str) -> Result<Option<u64>, ApiError> {
         match self.take(key) {
             None => Ok(None),
@@ -234,6 +239,8 @@ impl Obj {
         }
     }
 
+    /// Takes object field `key` (its errors name it as `parent.key`): `None` if absent or null,
+    /// `invalid_type` if not an object.
     pub fn opt_obj(&mut self, key: &str) -> Result<Option<Obj>, ApiError> {
         let path = self.path_of(key);
         match self.take(key) {
@@ -243,6 +250,7 @@ impl Obj {
         }
     }
 
+    /// Takes object field `key`: `missing_field` if absent or null, `invalid_type` if not an object.
     pub fn req_obj(&mut self, key: &str) -> Result<Obj, ApiError> {
         self.opt_obj(key)?.ok_or_else(|| self.missing(key))
     }

@@ -195,6 +195,7 @@ impl Server {
         })
     }
 
+    /// The address the server is bound to (the actual port when `listen` asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }

@@ -47,6 +47,8 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// Parses `addr/prefix` or a bare address (a single-address range); IPv6 may be bracketed. `None` if
+    /// not an address or the prefix is too long for its family.
     pub fn parse(s: &str) -> Option<Self> {
         let (a, p) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -64,6 +66,7 @@ impl Cidr {
         })
     }
 
+    /// Whether `ip` lies in the range (IPv4-mapped IPv6 addresses count as IPv4); never across families.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, normalize(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
@@ -281,6 +284,7 @@ pub struct RecordingPolicy {
 }
 
 impl RecordingPolicy {
+    /// Wraps `inner`, with nothing refused yet.
     pub fn new(inner: Arc<EndpointPolicy>) -> Self {
         Self {
             inner,
@@ -288,6 +292,7 @@ impl RecordingPolicy {
         }
     }
 
+    /// Why the first refused connection was refused; `None` if none was.
     pub fn refused(&self) -> Option<String> {
         self.refused.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -32,7 +32,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Certificate chain and private key files (PEM).
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
+    /// PEM file with the server's certificate chain, leaf first.
     pub cert: std::path::PathBuf,
+    /// PEM file with the certificate's private key.
     pub key: std::path::PathBuf,
 }
 

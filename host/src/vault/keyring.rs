@@ -75,20 +75,24 @@ impl std::fmt::Debug for Keyring {
 }
 
 impl Keyring {
+    /// A keyring holding only `key` as `version`.
     pub fn single(version: u32, key: KeyBytes) -> Self {
         let mut keys = BTreeMap::new();
         keys.insert(version, key);
         Self { keys }
     }
 
+    /// The highest version and its key (the one that seals); `None` for an empty keyring.
     pub fn current(&self) -> Option<(u32, &[u8; 32])> {
         self.keys.iter().next_back().map(|(v, k)| (*v, &**k))
     }
 
+    /// The key of `version`, if the keyring has it.
     pub fn get(&self, version: u32) -> Option<&[u8; 32]> {
         self.keys.get(&version).map(|k| &**k)
     }
 
+    /// Every version held, ascending.
     pub fn versions(&self) -> Vec<u32> {
         self.keys.keys().copied().collect()
     }
@@ -260,6 +264,7 @@ impl Vault {
         })
     }
 
+    /// Where the keys come from (a file, which can be rotated in place, or the environment).
     pub fn source(&self) -> &KeySource {
         &self.source
     }
@@ -273,6 +278,7 @@ impl Vault {
         self.read().current().map_or(0, |(v, _)| v)
     }
 
+    /// The key versions loaded now, ascending (the key file is not re-read).
     pub fn versions(&self) -> Vec<u32> {
         self.read().versions()
     }
@@ -346,8 +352,11 @@ impl Vault {
 /// What a key rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RotationReport {
+    /// The version that was current before the rotation (retired now).
     pub old_version: u32,
+    /// The version that seals from now on.
     pub new_version: u32,
+    /// Credential records re-sealed under `new_version`.
     pub resealed: usize,
 }
 

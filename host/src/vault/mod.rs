@@ -48,14 +48,17 @@ pub struct SecretCredentials {
 }
 
 impl SecretCredentials {
+    /// Wraps an access key id and secret key; each must be at most 65535 bytes to be sealed.
     pub fn new(access_key: Zeroizing<String>, secret_key: Zeroizing<String>) -> Self {
         Self { access_key, secret_key }
     }
 
+    /// The access key id.
     pub fn access_key(&self) -> &str {
         &self.access_key
     }
 
+    /// The secret key. Never log or return it.
     pub fn secret_key(&self) -> &str {
         &self.secret_key
     }
@@ -104,6 +107,8 @@ impl fmt::Debug for SecretCredentials {
 /// A sealed credential record as stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedCredentials {
+    /// The master key version that sealed the blob; part of the associated data, so it cannot be
+    /// relabelled.
     pub key_version: u32,
     /// `nonce || ciphertext || tag`
     pub blob: Vec<u8>,
@@ -118,25 +123,46 @@ impl fmt::Debug for SealedCredentials {
 /// What a sealed blob is bound to.
 #[derive(Clone, Copy, Debug)]
 pub struct SealContext<'a> {
+    /// Tenant that owns the disk.
     pub tenant: &'a str,
+    /// Id of the disk the credentials belong to.
     pub disk_id: &'a str,
 }
 
 /// Vault failures. None of them carries key material or plaintext.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
+    /// A sealed blob did not open: altered, moved from another record or version, or sealed under another key.
     #[error("sealed credentials of disk {disk_id} failed authentication (tampered with, moved from another record, or sealed under another master key)")]
-    Tampered { disk_id: String },
+    Tampered {
+        /// The disk whose credentials did not open.
+        disk_id: String,
+    },
+    /// The keyring has no key of this version, even after re-reading the key file.
     #[error("master key version {0} is not available")]
     UnknownKeyVersion(u32),
+    /// The key of this version does not open the key check value stored with the data.
     #[error("master key version {version} does not match the key check stored with the data (wrong master key)")]
-    WrongKey { version: u32 },
+    WrongKey {
+        /// The key version whose check failed.
+        version: u32,
+    },
+    /// A master key is malformed (not base64 of 32 bytes, a bad `BYOS3_MASTER_KEY`), or the operation is not
+    /// possible with environment keys.
     #[error("master key: {0}")]
     Key(String),
+    /// The key file cannot be read, written or parsed.
     #[error("master key file {path}: {reason}")]
-    KeyFile { path: String, reason: String },
+    KeyFile {
+        /// The key file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Credentials that cannot be sealed (e.g. a key longer than 65535 bytes).
     #[error("invalid credentials: {0}")]
     Invalid(String),
+    /// AES-GCM refused to encrypt.
     #[error("encryption failed")]
     Encrypt,
 }
