@@ -32,23 +32,51 @@ use zeroize::Zeroizing;
 /// What a call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The client could not be built: a server URL that is not `http(s)://HOST[:PORT]`, `BYOS3_API_KEY`
+    /// unset ([`Client::from_env`]), or no usable TLS setup.
     #[error("invalid server URL {url:?}: {reason}")]
-    Url { url: String, reason: String },
+    Url {
+        /// The server URL as given.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The request did not get a complete HTTP answer (connect, TLS, reset, body read).
     #[error("cannot reach the byos3 server at {url}: {reason}")]
-    Transport { url: String, reason: String },
+    Transport {
+        /// The server's base URL.
+        url: String,
+        /// The underlying error.
+        reason: String,
+    },
     /// A JSend `fail` (4xx): `code` and `message` say what to fix.
     #[error("{status} {code}: {message}")]
     Fail {
+        /// HTTP status code.
         status: u16,
+        /// `data.code` (`invalid_field`, `not_found`, ...); `unknown` if the server gave none.
         code: String,
+        /// `data.message`.
         message: String,
+        /// The whole `data` object, with extra keys such as `field` or `hint`.
         data: Value,
     },
     /// A JSend `error` (5xx).
     #[error("{status}: {message}")]
-    Server { status: u16, message: String },
+    Server {
+        /// HTTP status code.
+        status: u16,
+        /// The server's message (details are in its log).
+        message: String,
+    },
+    /// The answer is not JSON, not a JSend envelope, or not the shape the call expects.
     #[error("unexpected answer from the server ({status}): {reason}")]
-    InvalidResponse { status: u16, reason: String },
+    InvalidResponse {
+        /// HTTP status code.
+        status: u16,
+        /// What is wrong with the answer.
+        reason: String,
+    },
 }
 
 impl ClientError {
@@ -64,11 +92,17 @@ impl ClientError {
 /// A registered disk (`DiskView`). Never carries credentials.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Disk {
+    /// Server-assigned id (`disk_<ULID>`).
     pub id: String,
+    /// Name, unique per tenant; the API accepts it in place of the id.
     pub name: String,
+    /// Disk kind; always `s3`.
     pub kind: String,
+    /// The configuration, with the region and addressing the provider plugin resolved.
     pub config: DiskConfig,
+    /// Registration time, RFC 3339 (UTC, seconds).
     pub created_at: String,
+    /// The provider plugin that serves the disk; `None` from a server that does not say.
     #[serde(default)]
     pub provider: Option<String>,
 }
@@ -76,10 +110,14 @@ pub struct Disk {
 /// A disk's configuration as the server reports it.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct DiskConfig {
+    /// Bucket name.
     pub bucket: String,
+    /// Endpoint URL as registered.
     pub endpoint: String,
+    /// The signing region the provider resolved; `None` if the server omits it.
     #[serde(default)]
     pub region: Option<String>,
+    /// Whether path-style addressing is used; `None` if the server omits it.
     #[serde(default)]
     pub use_path_style: Option<bool>,
 }
@@ -87,11 +125,16 @@ pub struct DiskConfig {
 /// A sandbox (`SandboxView`).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Sandbox {
+    /// The sandbox id: the runtime's own, or a generated `sb_<ULID>`.
     pub id: String,
+    /// Name, unique per tenant; the API accepts it in place of the id.
     #[serde(default)]
     pub name: Option<String>,
+    /// `creating`, `running`, `stopped`, `failed` or `destroyed`.
     pub status: String,
+    /// Creation time, RFC 3339 (UTC, seconds).
     pub created_at: String,
+    /// The sandbox's root directory on the server's host.
     #[serde(default)]
     pub root: Option<String>,
     /// Only on create: how each attachment asked for went.
@@ -102,9 +145,13 @@ pub struct Sandbox {
 /// The outcome of one attachment asked for at sandbox creation.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct AttachOutcome {
+    /// The disk asked for.
     pub disk_id: String,
+    /// The normalised mount path inside the sandbox.
     pub mount_path: String,
+    /// `mounted`, or `error` when the attach failed.
     pub mount_status: String,
+    /// Why the attach failed; `None` when mounted.
     #[serde(default)]
     pub mount_error: Option<String>,
 }
@@ -112,13 +159,21 @@ pub struct AttachOutcome {
 /// A disk attached to a sandbox (`SandboxDiskView`).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Attachment {
+    /// The attached disk's id.
     pub disk_id: String,
+    /// The disk's name.
     pub name: String,
+    /// The disk's kind (`s3`).
     pub kind: String,
+    /// The disk's configuration.
     pub config: DiskConfig,
+    /// Normalised absolute path inside the sandbox.
     pub mount_path: String,
+    /// Key prefix shown at the mount path (`a/b/`), empty for the whole bucket.
     pub sub_path: String,
+    /// `pending`, `mounted`, `error` or `unmounting`.
     pub mount_status: String,
+    /// Why the mount failed or stopped working, when `mount_status` is `error`.
     #[serde(default)]
     pub mount_error: Option<String>,
     /// What attaching cleaned up from a previous run (uploads a crash left).
@@ -129,32 +184,46 @@ pub struct Attachment {
 /// One page of a list.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Page<T> {
+    /// The items of this page, oldest first.
     pub data: Vec<T>,
+    /// Where the page sits in the whole list.
     pub pagination: Pagination,
 }
 
+/// The position of a [`Page`] in its list.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Pagination {
+    /// Items in the whole list.
     pub total: u64,
+    /// The page size asked for.
     pub limit: u32,
+    /// Items skipped before this page.
     pub offset: u64,
+    /// Items on this page (at most `limit`).
     pub count: u64,
 }
 
 /// What to register.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct NewDisk {
+    /// Name, unique per tenant: `[a-z0-9][a-z0-9-]*`, at most 63 characters.
     pub name: String,
+    /// Bucket the disk lives in.
     pub bucket: String,
+    /// Endpoint URL, `http(s)://host[:port]`.
     pub endpoint: String,
+    /// Region; `None` uses the provider's default.
     pub region: Option<String>,
+    /// Force path-style addressing on or off; `None` leaves it to the provider plugin.
     pub use_path_style: Option<bool>,
     /// The provider plugin to use (default: detected from the endpoint).
     pub provider: Option<String>,
+    /// Provider-specific options as (name, value) pairs (`byos3 plugin list` shows each plugin's).
     pub options: Vec<(String, String)>,
 }
 
 impl NewDisk {
+    /// A disk with no region, addressing, provider or options given: the plugin decides them.
     pub fn new(name: &str, bucket: &str, endpoint: &str) -> Self {
         Self {
             name: name.into(),
@@ -188,14 +257,19 @@ impl NewDisk {
 /// Where to attach a disk.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct AttachSpec {
+    /// The disk to attach, by id or name.
     pub disk_id: String,
+    /// Absolute path inside the sandbox (`/mnt/data`).
     pub mount_path: String,
+    /// Key prefix of the bucket to show; `None` shows the whole bucket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_path: Option<String>,
+    /// Mount read-only.
     pub read_only: bool,
 }
 
 impl AttachSpec {
+    /// The whole bucket of `disk_id`, read-write, at `mount_path`.
     pub fn new(disk_id: &str, mount_path: &str) -> Self {
         Self {
             disk_id: disk_id.into(),
@@ -205,11 +279,13 @@ impl AttachSpec {
         }
     }
 
+    /// Shows only the objects under key prefix `p` (`team-a/`).
     pub fn sub_path(mut self, p: &str) -> Self {
         self.sub_path = Some(p.into());
         self
     }
 
+    /// Mounts read-only when `ro`.
     pub fn read_only(mut self, ro: bool) -> Self {
         self.read_only = ro;
         self
@@ -435,11 +511,13 @@ impl Client {
         self.typed(Method::POST, "/v1/disks", Self::json_body(&body)).await
     }
 
+    /// A page of the tenant's disks, oldest first (`limit` 1 to 500).
     pub async fn list_disks(&self, limit: u32, offset: u64) -> Result<Page<Disk>, ClientError> {
         self.typed(Method::GET, &format!("/v1/disks?limit={limit}&offset={offset}"), None)
             .await
     }
 
+    /// One disk by id or name; a `not_found` [`ClientError::Fail`] if the tenant has none such.
     pub async fn get_disk(&self, id_or_name: &str) -> Result<Disk, ClientError> {
         self.typed(Method::GET, &format!("/v1/disks/{}", seg(id_or_name)), None)
             .await
@@ -463,6 +541,8 @@ impl Client {
         .await
     }
 
+    /// Unregisters a disk and deletes its credentials; refused while it is attached. The bucket is not
+    /// touched.
     pub async fn delete_disk(&self, id_or_name: &str) -> Result<(), ClientError> {
         self.call(Method::DELETE, &format!("/v1/disks/{}", seg(id_or_name)), None)
             .await
@@ -477,6 +557,7 @@ impl Client {
         self.typed(Method::POST, "/v1/sandboxes", Self::json_body(&body)).await
     }
 
+    /// A page of the tenant's sandboxes, oldest first (`limit` 1 to 500).
     pub async fn list_sandboxes(&self, limit: u32, offset: u64) -> Result<Page<Sandbox>, ClientError> {
         self.typed(
             Method::GET,
@@ -486,6 +567,7 @@ impl Client {
         .await
     }
 
+    /// One sandbox by id or name; a `not_found` [`ClientError::Fail`] if the tenant has none such.
     pub async fn get_sandbox(&self, id_or_name: &str) -> Result<Sandbox, ClientError> {
         self.typed(Method::GET, &format!("/v1/sandboxes/{}", seg(id_or_name)), None)
             .await
@@ -512,6 +594,7 @@ impl Client {
         .map(drop)
     }
 
+    /// A page of the sandbox's attachments with their live mount state, oldest first.
     pub async fn attachments(&self, sandbox: &str, limit: u32, offset: u64) -> Result<Page<Attachment>, ClientError> {
         self.typed(
             Method::GET,

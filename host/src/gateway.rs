@@ -11,64 +11,21 @@
 //! several tenants, each seeing only its own disks and sandboxes.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::api::disks;
 use crate::api::envelope::ApiError;
 use crate::api::sandboxes::{self, AttachOutcome};
-use crate::api::{open_state, ApiKeys, AppState, EndpointPolicy};
-use crate::fs::MountOptions;
-use crate::mount::{AttachRequest, DetachError, MountPath, MountStatus, SandboxResolver};
-use crate::plugin::Limits;
+pub use crate::api::GatewayOptions;
+use crate::api::{open_state, ApiKeys, AppState};
+use crate::mount::{AttachRequest, DetachError, MountPath, MountStatus};
 use crate::store::{AttachmentRecord, DiskRecord, DiskSpec, Page, SandboxRecord};
-use crate::vault::{MasterKeyConfig, SecretCredentials};
+use crate::vault::SecretCredentials;
 
 pub use crate::api::sandboxes::AttachSpec as Attachment;
 
 /// The tenant of a single-tenant embedding (and of the daemon's generated key).
 pub const DEFAULT_TENANT: &str = "default";
-
-/// What a gateway serves: its state directory, plugins, master key,
-/// endpoint policy, sandboxes and mount settings.
-#[derive(Debug, Clone)]
-pub struct GatewayOptions {
-    /// SQLite file, master key, plugin cache, default sandbox roots and staging.
-    pub state_dir: PathBuf,
-    /// Where the provider plugins (`*.wasm`) are loaded from.
-    pub plugin_dir: PathBuf,
-    /// Compiled plugin cache (default `<state-dir>/plugin-cache`).
-    pub plugin_cache_dir: Option<PathBuf>,
-    /// Default: `<state-dir>/master.key`, or `BYOS3_MASTER_KEY`.
-    pub master_key: MasterKeyConfig,
-    /// Which endpoints disks may point at (SSRF guard).
-    pub policy: EndpointPolicy,
-    /// Fuel, memory and time limits of the provider plugins.
-    pub plugin_limits: Limits,
-    /// Where sandbox roots live (default: one directory per sandbox under
-    /// `<state-dir>/sandboxes`). An embedding runtime supplies its own.
-    pub sandboxes: Option<Arc<dyn SandboxResolver>>,
-    /// Template of every mount (default: staging under `<state-dir>/staging`).
-    pub mount_options: Option<MountOptions>,
-}
-
-impl GatewayOptions {
-    /// Defaults for a state directory: the bundled plugins, the key file in
-    /// the state directory (or `BYOS3_MASTER_KEY`), the default policy.
-    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
-        let state_dir = state_dir.into();
-        Self {
-            master_key: MasterKeyConfig::from_env(state_dir.join(crate::api::MASTER_KEY_FILE)),
-            state_dir,
-            plugin_dir: crate::plugin::default_plugin_dir(),
-            plugin_cache_dir: None,
-            policy: EndpointPolicy::default(),
-            plugin_limits: Limits::default(),
-            sandboxes: None,
-            mount_options: None,
-        }
-    }
-}
 
 /// Why an operation was refused or failed. `code` is the API's: a JSend
 /// `fail` code (`invalid_field`, `access_denied`, `mount_path_in_use`, ...)

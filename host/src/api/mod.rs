@@ -31,8 +31,7 @@ pub use routes::ROUTES;
 pub use server::TlsFiles;
 
 use crate::fs::MountOptions;
-use crate::gateway::GatewayOptions;
-use crate::mount::{DirectoryResolver, MountManager};
+use crate::mount::{DirectoryResolver, MountManager, SandboxResolver};
 use crate::plugin::{Limits, PluginHost};
 use crate::store::{SqliteStore, Store};
 use crate::vault::{key_check, verify_key_check, MasterKeyConfig, Vault};
@@ -77,6 +76,47 @@ impl ServerOptions {
             api_keys: ApiKeys::new(),
             generate_api_key: true,
             gateway: GatewayOptions::new(state_dir),
+        }
+    }
+}
+
+/// What a gateway serves: its state directory, plugins, master key,
+/// endpoint policy, sandboxes and mount settings.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// SQLite file, master key, plugin cache, default sandbox roots and staging.
+    pub state_dir: PathBuf,
+    /// Where the provider plugins (`*.wasm`) are loaded from.
+    pub plugin_dir: PathBuf,
+    /// Compiled plugin cache (default `<state-dir>/plugin-cache`).
+    pub plugin_cache_dir: Option<PathBuf>,
+    /// Default: `<state-dir>/master.key`, or `BYOS3_MASTER_KEY`.
+    pub master_key: MasterKeyConfig,
+    /// Which endpoints disks may point at (SSRF guard).
+    pub policy: EndpointPolicy,
+    /// Fuel, memory and time limits of the provider plugins.
+    pub plugin_limits: Limits,
+    /// Where sandbox roots live (default: one directory per sandbox under
+    /// `<state-dir>/sandboxes`). An embedding runtime supplies its own.
+    pub sandboxes: Option<Arc<dyn SandboxResolver>>,
+    /// Template of every mount (default: staging under `<state-dir>/staging`).
+    pub mount_options: Option<MountOptions>,
+}
+
+impl GatewayOptions {
+    /// Defaults for a state directory: the bundled plugins, the key file in
+    /// the state directory (or `BYOS3_MASTER_KEY`), the default policy.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        let state_dir = state_dir.into();
+        Self {
+            master_key: MasterKeyConfig::from_env(state_dir.join(MASTER_KEY_FILE)),
+            state_dir,
+            plugin_dir: crate::plugin::default_plugin_dir(),
+            plugin_cache_dir: None,
+            policy: EndpointPolicy::default(),
+            plugin_limits: Limits::default(),
+            sandboxes: None,
+            mount_options: None,
         }
     }
 }
