@@ -4,12 +4,12 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), byos3::client::ClientError> {
-//! use byos3::client::{AttachSpec, Client, NewDisk};
+//! use byos3::client::{AttachSpec, Client, NewDisk, SandboxSpec};
 //! let api = Client::new("http://127.0.0.1:8787", "my-api-key")?;
 //! let disk = api
 //!     .create_disk(&NewDisk::new("eu-data", "my-bucket", "http://127.0.0.1:9000"), "access-key", "secret-key")
 //!     .await?;
-//! let sandbox = api.create_sandbox(Some("sb-one"), &[]).await?;
+//! let sandbox = api.create_sandbox(&SandboxSpec::new().id("sb-one")).await?;
 //! api.attach(&sandbox.id, &AttachSpec::new(&disk.id, "/mnt/data").sub_path("team-a/")).await?;
 //! api.detach(&sandbox.id, &disk.id, "/mnt/data").await?;
 //! # Ok(()) }

@@ -5,7 +5,7 @@
 //! same validation, the same probes, the same error codes (a
 //! [`GatewayError`] carries the `code` the HTTP API would put in its JSend
 //! `fail`). The runtime supplies its sandboxes through a
-//! [`SandboxResolver`]; `host/examples/sandbox_runtime.rs` shows the loop.
+//! [`SandboxResolver`](crate::mount::SandboxResolver); `host/examples/sandbox_runtime.rs` shows the loop.
 //!
 //! Every method takes the tenant the call acts for; one process can serve
 //! several tenants, each seeing only its own disks and sandboxes.
