@@ -424,7 +424,8 @@ fn detach_over_http_with_an_open_writer_flushes_and_answers_busy_until_closed() 
 
     let root = rt.block_on(async {
         api.post("/v1/disks", ALICE, &disk_body("busydisk", &g)).await.ok(201);
-        let body = json!({"id": "busy-1", "disks": [{"disk_id": "busydisk", "mount_path": "/mnt/w", "sub_path": "w/"}]});
+        let body =
+            json!({"id": "busy-1", "disks": [{"disk_id": "busydisk", "mount_path": "/mnt/w", "sub_path": "w/"}]});
         root_of(api.post("/v1/sandboxes", ALICE, &body).await.ok(201))
     });
     let mut file = std::fs::File::create(root.join("mnt/w/open.txt")).unwrap();

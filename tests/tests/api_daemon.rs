@@ -639,7 +639,13 @@ fn sandbox_attach_and_detach_cli_against_a_running_server() {
     let url = d.api.base.clone();
     let env = [("BYOS3_URL", url.as_str()), ("BYOS3_API_KEY", ALICE)];
     let rt = runtime();
-    rt.block_on(async { d.api.post("/v1/disks", ALICE, &disk_body("clidisk", &g)).await.ok(201).clone() });
+    rt.block_on(async {
+        d.api
+            .post("/v1/disks", ALICE, &disk_body("clidisk", &g))
+            .await
+            .ok(201)
+            .clone()
+    });
 
     let (ok, out, err) = byos3(
         &["sandbox", "create", "--id", "cli-1", "--disk", "clidisk:/mnt/data:cli/"],

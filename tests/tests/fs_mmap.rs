@@ -73,7 +73,11 @@ fn a_shared_writable_mapping_reaches_the_bucket_after_msync_and_close() {
     let data = pattern(3 * MIB, 7);
     env.put("mw/f.bin", &data);
     let m = env.mount("mw", opts());
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(m.p("f.bin")).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.p("f.bin"))
+        .unwrap();
     let mut map = Map::new(&f, data.len(), true);
     let mut expected = data.clone();
     for off in [0, MIB + 5, data.len() - 3] {
