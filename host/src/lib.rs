@@ -1,15 +1,17 @@
 #![warn(missing_docs)]
 //! byos3 mounts your own S3-compatible bucket into a sandbox.
 //!
-//! Modules, with dependencies pointing one way (`gateway -> api -> mount ->
-//! fs -> s3`; `plugin` and `vault` are leaves; `client` and `cli` sit on top):
+//! Modules, with dependencies pointing one way (`api -> gateway -> mount ->
+//! fs -> s3`; `plugin`, `store` and `vault` are leaves; `client` and `cli`
+//! sit on top):
 //! - [`s3`]: the S3 client (SigV4, pooled hyper + rustls, retries, streaming).
 //! - [`plugin`]: provider plugins as sandboxed WebAssembly components.
 //! - [`fs`]: the FUSE filesystem over a bucket prefix.
-//! - [`vault`], [`store`], [`api`]: credentials, registry and the HTTP API.
-//! - [`mount`]: the attach/detach lifecycle.
-//! - [`gateway`]: the API's operations without HTTP, for embedding runtimes
-//!   ([`Gateway`]): the same state, validation and error codes as [`api`].
+//! - [`vault`], [`store`]: sealed credentials and the registry.
+//! - [`mount`]: sandboxes, mount paths and the table of live mounts.
+//! - [`gateway`]: the operations (register, probe, attach, detach, crash
+//!   recovery) on one state directory; embedding runtimes use [`Gateway`].
+//! - [`api`]: the HTTP API, a JSON skin over the gateway.
 //! - [`client`]: a client of the HTTP API (what the CLI uses).
 
 pub mod api;

@@ -29,6 +29,18 @@ pub struct ApiError {
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
+impl From<crate::gateway::GatewayError> for ApiError {
+    fn from(e: crate::gateway::GatewayError) -> Self {
+        Self {
+            status: e.status,
+            code: e.code,
+            message: e.message,
+            extra: e.extra,
+            headers: Vec::new(),
+        }
+    }
+}
+
 impl ApiError {
     /// An error with no extra `data` keys and no extra headers.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {

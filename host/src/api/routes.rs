@@ -119,7 +119,7 @@ pub(crate) async fn route(
         if !state.metrics_open {
             log.tenant = Some(authenticate(state, &req)?);
         }
-        let mut resp = Response::new(Body::from(super::metrics::render(&state.api_metrics, &state.mounts)));
+        let mut resp = Response::new(Body::from(super::metrics::render(&state.api_metrics, &state.gw.mounts)));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

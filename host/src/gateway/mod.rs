@@ -1,4 +1,6 @@
-//! The byos3 operations without HTTP, for runtimes that embed the host.
+//! The byos3 operations: register disks, create sandboxes, attach and
+//! detach; the HTTP API ([`crate::api`]) is a skin over them, and runtimes
+//! that embed the host call them directly through a [`Gateway`].
 //!
 //! A [`Gateway`] owns the registry, the vault, the provider plugins and the
 //! live mounts of one state directory, exactly as `byos3 serve` does: the
@@ -10,88 +12,27 @@
 //! Every method takes the tenant the call acts for; one process can serve
 //! several tenants, each seeing only its own disks and sandboxes.
 
+pub(crate) mod disks;
+mod error;
+pub mod policy;
+pub(crate) mod sandboxes;
+pub(crate) mod state;
+
 use std::fmt;
 use std::sync::Arc;
 
-use crate::api::disks;
-use crate::api::envelope::ApiError;
-use crate::api::sandboxes::{self, AttachOutcome};
-pub use crate::api::GatewayOptions;
-use crate::api::{open_state, ApiKeys, AppState};
 use crate::mount::{AttachRequest, DetachError, MountPath, MountStatus};
 use crate::store::{AttachmentRecord, DiskRecord, DiskSpec, Page, SandboxRecord};
 use crate::vault::SecretCredentials;
+use sandboxes::AttachOutcome;
+use state::{open_state, State};
 
-pub use crate::api::sandboxes::AttachSpec as Attachment;
+pub use error::GatewayError;
+pub use sandboxes::AttachSpec as Attachment;
+pub use state::{open_vault, GatewayOptions, DB_FILE, MASTER_KEY_FILE};
 
 /// The tenant of a single-tenant embedding (and of the daemon's generated key).
 pub const DEFAULT_TENANT: &str = "default";
-
-/// Why an operation was refused or failed. `code` is the API's: a JSend
-/// `fail` code (`invalid_field`, `access_denied`, `mount_path_in_use`, ...)
-/// or `error` for a server-side failure.
-#[derive(Clone, PartialEq, Eq)]
-pub struct GatewayError {
-    code: &'static str,
-    message: String,
-    field: Option<String>,
-    hint: Option<String>,
-    http_status: u16,
-}
-
-impl GatewayError {
-    /// The machine-readable reason.
-    pub fn code(&self) -> &str {
-        self.code
-    }
-
-    /// What happened and what to do, for a person.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// The input at fault (`config.bucket`, `mount_path`, ...), if one is.
-    pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
-    }
-
-    /// The provider's advice (e.g. the region the bucket lives in), if any.
-    pub fn hint(&self) -> Option<&str> {
-        self.hint.as_deref()
-    }
-
-    /// The HTTP status the API answers with for this error.
-    pub fn http_status(&self) -> u16 {
-        self.http_status
-    }
-}
-
-impl fmt::Debug for GatewayError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GatewayError({}: {})", self.code, self.message)
-    }
-}
-
-impl fmt::Display for GatewayError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl std::error::Error for GatewayError {}
-
-impl From<ApiError> for GatewayError {
-    fn from(e: ApiError) -> Self {
-        let text = |k: &str| e.extra.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        Self {
-            code: e.code,
-            field: text("field"),
-            hint: text("hint"),
-            http_status: e.status.as_u16(),
-            message: e.message,
-        }
-    }
-}
 
 /// A disk to register.
 pub struct NewDisk {
@@ -150,7 +91,7 @@ pub struct AttachedDisk {
 
 /// The embedding API: register disks, create sandboxes, attach, detach.
 pub struct Gateway {
-    state: Arc<AppState>,
+    state: Arc<State>,
 }
 
 impl fmt::Debug for Gateway {
@@ -167,7 +108,7 @@ impl Gateway {
     /// for how each went). A missing master key or plugin directory does not
     /// fail the open: disk operations then fail with `error` and the reason.
     pub async fn open(options: GatewayOptions) -> anyhow::Result<Gateway> {
-        let state = open_state(&options, ApiKeys::new(), false).await?;
+        let state = open_state(&options).await?;
         Ok(Gateway { state })
     }
 
@@ -223,7 +164,7 @@ impl Gateway {
             .into_iter()
             .map(|AttachOutcome { spec, result }| AttachResult {
                 attachment: spec,
-                error: result.err().map(GatewayError::from),
+                error: result.err(),
             })
             .collect();
         Ok((record, results))
