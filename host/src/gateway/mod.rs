@@ -118,17 +118,17 @@ impl Gateway {
     /// configuration again returns the existing disk.
     pub async fn register_disk(&self, tenant: &str, disk: NewDisk) -> Result<DiskRecord> {
         let req = disks::validate_create(disk.name, "s3".into(), disk.config, disk.credentials)?;
-        Ok(disks::register(&self.state, tenant, req).await?.1)
+        disks::register(&self.state, tenant, req).await?.1)
     }
 
     /// A disk by id or name.
     pub async fn disk(&self, tenant: &str, id_or_name: &str) -> Result<DiskRecord> {
-        Ok(disks::find(&self.state, tenant, id_or_name).await?)
+        Ok(disks::find(&self.state, tenant, id_or_name).await
     }
 
     /// A page of the tenant's disks and their total count.
     pub async fn disks(&self, tenant: &str, page: Page) -> Result<(Vec<DiskRecord>, u64)> {
-        Ok(disks::list_records(&self.state, tenant, page).await?)
+        disks::list_records(&self.state, tenant, page).await
     }
 
     /// Probes and stores new credentials; live mounts of the disk use them
@@ -141,14 +141,14 @@ impl Gateway {
     ) -> Result<DiskRecord> {
         disks::check_credentials(&credentials)?;
         let disk = disks::find(&self.state, tenant, id_or_name).await?;
-        Ok(disks::rotate_credentials(&self.state, tenant, disk, &credentials).await?)
+        disks::rotate_credentials(&self.state, tenant, disk, &credentials).await
     }
 
     /// Forgets a disk and its credentials (`disk_attached` while attached).
     /// The bucket is not touched.
     pub async fn delete_disk(&self, tenant: &str, id_or_name: &str) -> Result<()> {
         let disk = disks::find(&self.state, tenant, id_or_name).await?;
-        Ok(disks::remove(&self.state, tenant, &disk).await?)
+        disks::remove(&self.state, tenant, &disk).await
     }
 
     /// Creates a sandbox (its root from the resolver) and attaches its
@@ -172,25 +172,25 @@ impl Gateway {
 
     /// A sandbox by id or name.
     pub async fn sandbox(&self, tenant: &str, id_or_name: &str) -> Result<SandboxRecord> {
-        Ok(sandboxes::find_sandbox(&self.state, tenant, id_or_name).await?)
+        sandboxes::find_sandbox(&self.state, tenant, id_or_name).await
     }
 
     /// Detaches every disk of the sandbox (flushing writes), then forgets it.
     pub async fn delete_sandbox(&self, tenant: &str, id_or_name: &str) -> Result<()> {
         let sb = sandboxes::find_sandbox(&self.state, tenant, id_or_name).await?;
-        Ok(sandboxes::delete_sandbox(&self.state, tenant, &sb).await?)
+        sandboxes::delete_sandbox(&self.state, tenant, &sb).await
     }
 
     /// Mounts a disk into a sandbox; returns once the mount is usable.
     pub async fn attach(&self, tenant: &str, sandbox: &str, attachment: Attachment) -> Result<()> {
         let sb = sandboxes::find_sandbox(&self.state, tenant, sandbox).await?;
-        Ok(sandboxes::attach_one(&self.state, tenant, &sb, &attachment).await?)
+        sandboxes::attach_one(&self.state, tenant, &sb, &attachment).await
     }
 
     /// Flushes pending uploads and unmounts; the bucket is not touched.
     pub async fn detach(&self, tenant: &str, sandbox: &str, disk: &str, mount_path: &MountPath) -> Result<()> {
         let sb = sandboxes::find_sandbox(&self.state, tenant, sandbox).await?;
-        Ok(sandboxes::detach_one(&self.state, tenant, &sb, disk, mount_path).await?)
+        sandboxes::detach_one(&self.state, tenant, &sb, disk, mount_path).await
     }
 
     /// The sandbox's attachments (the first `page`) with their live state.
