@@ -118,12 +118,12 @@ impl Gateway {
     /// configuration again returns the existing disk.
     pub async fn register_disk(&self, tenant: &str, disk: NewDisk) -> Result<DiskRecord> {
         let req = disks::validate_create(disk.name, "s3".into(), disk.config, disk.credentials)?;
-        disks::register(&self.state, tenant, req).await?.1)
+        Ok(disks::register(&self.state, tenant, req).await?.1)
     }
 
     /// A disk by id or name.
     pub async fn disk(&self, tenant: &str, id_or_name: &str) -> Result<DiskRecord> {
-        Ok(disks::find(&self.state, tenant, id_or_name).await
+        disks::find(&self.state, tenant, id_or_name).await
     }
 
     /// A page of the tenant's disks and their total count.
