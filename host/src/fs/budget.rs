@@ -21,6 +21,10 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 /// Memory is counted in units of this many bytes.
 const UNIT: u64 = 64 * 1024;
 
+/// Buffers smaller than this are not recycled (they come from the
+/// allocator's arenas, already resident).
+const MIN_POOLED: usize = 1024 * 1024;
+
 /// Most memory left outside the buffers. What is not counted is mostly
 /// fixed (about 50 MiB measured with four readers at full speed), so it
 /// need not grow with the budget.
@@ -114,8 +118,9 @@ impl Inner {
         }
     }
 
+    /// Budget held by idle buffers.
     fn pooled_bytes(pool: &[Idle]) -> u64 {
-        pool.iter().map(|i| i.buf.capacity() as u64).sum()
+        pool.iter().map(|i| u64::from(i.memory.units())).sum::<u64>() * UNIT
     }
 }
 
@@ -163,8 +168,7 @@ impl Budget {
     /// they are given back on demand).
     pub fn available(&self) -> u64 {
         let pool = self.inner.pool.lock().unwrap_or_else(|p| p.into_inner());
-        let pooled: u64 = pool.iter().map(|i| u64::from(i.memory.units())).sum::<u64>() * UNIT;
-        self.inner.sem.available_permits() as u64 * UNIT + pooled
+        self.inner.sem.available_permits() as u64 * UNIT + Inner::pooled_bytes(&pool)
     }
 }
 
@@ -202,10 +206,15 @@ impl Drop for PoolBuf {
     fn drop(&mut self) {
         let Some(memory) = self.memory.take() else { return };
         let b = &self.budget;
+        if self.buf.capacity() < MIN_POOLED {
+            // Small buffers are cheap to allocate; freed, so the pool stays
+            // a short list of large ones.
+            return;
+        }
         {
             let mut pool = b.pool.lock().unwrap_or_else(|p| p.into_inner());
             let cap = u64::from(b.units) * UNIT / 4;
-            if Inner::pooled_bytes(&pool) + self.buf.capacity() as u64 > cap {
+            if Inner::pooled_bytes(&pool) + u64::from(memory.units()) * UNIT > cap {
                 // Freed: the reservation goes back to the semaphore.
                 return;
             }
@@ -240,6 +249,8 @@ mod tests {
         assert_eq!(budget.available(), 8 * MIB, "an idle buffer counts as free");
         let b = budget.buffer(MIB as usize).await;
         assert_eq!(b.as_ref().as_ptr(), ptr, "recycled");
+        drop(budget.buffer(4096).await);
+        assert_eq!(budget.inner.pool.lock().unwrap().len(), 0, "small buffers are freed");
         assert!(b.as_ref().is_empty());
         drop(b);
         // The pool holds 1 MiB; a reservation of the whole budget gets it.
