@@ -55,6 +55,10 @@ struct Row {
     small_files: Option<f64>,
     ls_l: Option<f64>,
     peak_rss_mib: Option<f64>,
+    /// Peak RSS (the mount's VmHWM, reset between phases) and CPU seconds
+    /// of the mount process in each phase: CPU time is far less
+    /// sensitive than throughput to a busy machine.
+    phases: Vec<(&'static str, f64, f64)>,
     note: String,
 }
 
@@ -81,6 +85,36 @@ fn peak_rss(pid: u32) -> Option<f64> {
         .parse()
         .ok()?;
     Some(kb / 1024.0)
+}
+
+/// Starts a new peak-RSS measurement of `pid` (writing 5 to clear_refs
+/// resets VmHWM to the current RSS).
+fn reset_peak_rss(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+/// User plus system CPU seconds `pid` has used.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces): utime and
+    // stime are the 12th and 13th.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / hz)
+}
+
+/// Records peak RSS and CPU time of the phase just finished and starts the next.
+fn end_phase(row: &mut Row, pid: u32, phase: &'static str) {
+    if let Some(p) = peak_rss(pid) {
+        let cpu_before: f64 = row.phases.iter().map(|x| x.2).sum();
+        let cpu = cpu_seconds(pid).map_or(0.0, |c| c - cpu_before);
+        row.phases.push((phase, p, cpu));
+        row.peak_rss_mib = Some(row.peak_rss_mib.map_or(p, |q: f64| q.max(p)));
+    }
+    reset_peak_rss(pid);
 }
 
 /// A mount process; unmounted and reaped on drop.
@@ -222,10 +256,13 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
     drop_caches();
     let m = start_mount(kind, args, g, &dir, work.path())?;
     let obj = dir.join("seq.bin");
+    let pid = m.child.id();
+    end_phase(&mut row, pid, "start");
 
     let t = Instant::now();
     read_seq(&obj, 0..size)?;
     row.seq_read_1 = Some(mbps(size, t.elapsed()));
+    end_phase(&mut row, pid, "read1");
     drop_caches();
 
     let t = Instant::now();
@@ -244,6 +281,7 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
         Ok(())
     })?;
     row.seq_read_4 = Some(mbps(size, t.elapsed()));
+    end_phase(&mut row, pid, "read4");
     drop_caches();
 
     for (bs, n, slot) in [(4096u64, 2000usize, 0), (256 * 1024, 400, 1)] {
@@ -259,8 +297,10 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
         let ops = n as f64 / t.elapsed().as_secs_f64();
         if slot == 0 {
             row.rand_4k = Some(ops);
+            end_phase(&mut row, pid, "rand4k");
         } else {
             row.rand_256k = Some(ops);
+            end_phase(&mut row, pid, "rand256k");
         }
         drop_caches();
     }
@@ -284,6 +324,7 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
         .map(|m| m.size)
         .unwrap_or(0);
     row.seq_write = Some(mbps(size, elapsed));
+    end_phase(&mut row, pid, "write");
     if stored != size {
         row.note
             .push_str(&format!("write: object has {stored} bytes after fsync+close; "));
@@ -298,6 +339,7 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
         f.write_all(&body)?;
     }
     row.small_files = Some(args.files as f64 / t.elapsed().as_secs_f64());
+    end_phase(&mut row, pid, "small");
 
     // ls -l of the prepared directory (fresh mount state for it).
     let t = Instant::now();
@@ -313,7 +355,7 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
         row.note.push_str(&format!("ls -l saw {lines} files; "));
     }
     row.ls_l = Some(t.elapsed().as_secs_f64());
-    row.peak_rss_mib = peak_rss(m.child.id());
+    end_phase(&mut row, pid, "ls");
     drop(m);
     // Leave the bucket as it was for the next mount.
     rt.block_on(async {
@@ -380,9 +422,26 @@ fn ceiling(args: &Args, client: &S3Client, rt: &tokio::runtime::Runtime) -> Resu
         client.complete_multipart_upload("bench/ceiling-w", &id, &done).await?;
         row.seq_write = Some(mbps(size, t.elapsed()));
         client.delete_object("bench/ceiling-w").await?;
+        // Small files: one PutObject of 4 KiB after the other, the least a
+        // mount that reports upload errors on close can do per file.
+        let body = bytes::Bytes::from(pattern(4096, 3));
+        let t = Instant::now();
+        for i in 0..args.files {
+            let key = format!("bench/ceiling-small/f{i:05}");
+            client
+                .put_object(&key, Payload::Bytes(body.clone()), &Default::default())
+                .await?;
+        }
+        row.small_files = Some(args.files as f64 / t.elapsed().as_secs_f64());
+        let keys: Vec<String> = (0..args.files)
+            .map(|i| format!("bench/ceiling-small/f{i:05}"))
+            .collect();
+        for chunk in keys.chunks(1000) {
+            client.delete_objects(chunk).await?;
+        }
         Ok::<_, anyhow::Error>(())
     })?;
-    row.note = "read 1 = one GET; read 4 = 16 ranged GETs at once".into();
+    row.note = "read 1 = one GET; read 4 = 16 ranged GETs at once; small files = sequential PUTs".into();
     Ok(row)
 }
 
@@ -493,6 +552,15 @@ fn main() -> Result<()> {
             fmt(r.peak_rss_mib, 0),
             r.note
         );
+    }
+    println!("\nper phase: peak RSS MiB / CPU seconds of the mount process:");
+    for r in rows.iter().filter(|r| !r.phases.is_empty()) {
+        let phases: Vec<String> = r
+            .phases
+            .iter()
+            .map(|(p, rss, cpu)| format!("{p} {rss:.0}/{cpu:.2}"))
+            .collect();
+        println!("  {:<20} {}", r.name, phases.join("  "));
     }
     let ours = rows.iter().find(|r| r.name == "byos3").cloned();
     if let Some(b) = ours {

@@ -111,6 +111,11 @@ fn stale_mount_point_is_cleaned_before_mounting() {
     let dir = tempfile::Builder::new().prefix("byos3-stale-").tempdir().unwrap();
     let handle = byos3::fs::mount(env.mount_client(), "stale", dir.path(), opts()).unwrap();
     assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"still here");
+    // A user still inside the mount. It also keeps this process's FUSE
+    // session, which unmounts on its way out once the connection is gone
+    // (a dead daemon cannot), from removing the stale mount before it is
+    // looked at: that unmount is not lazy and fails on a busy mount.
+    let inside = std::fs::File::open(dir.path()).unwrap();
     // Kill the connection as a crash would, and lose the handle with it.
     use std::os::unix::fs::MetadataExt;
     let dev = std::fs::metadata(dir.path()).unwrap().dev();
@@ -128,6 +133,7 @@ fn stale_mount_point_is_cleaned_before_mounting() {
 
     let again = byos3::fs::mount(env.mount_client(), "stale", dir.path(), opts()).expect("stale mount is cleaned up");
     assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"still here");
+    drop(inside);
     again.unmount().map_err(|e| e.error).unwrap();
 }
 

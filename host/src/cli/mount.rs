@@ -70,7 +70,7 @@ pub struct MountArgs {
     /// Most MiB staged at once.
     #[arg(long, default_value_t = 10_240)]
     pub staging_cap_mib: u64,
-    /// Memory budget for prefetch and write buffers, MiB.
+    /// Memory budget of the mount process, MiB: read-ahead and upload buffers take at most 5/8 of it, the rest is headroom.
     #[arg(long, default_value_t = 256)]
     pub memory_budget_mib: u64,
     /// Let other users use the mount.

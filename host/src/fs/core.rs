@@ -73,7 +73,7 @@ fn s3_errno(e: &S3Error) -> Errno {
 
 impl Core {
     pub fn new(client: S3Client, prefix: String, opts: MountOptions) -> Self {
-        let budget = Budget::new(opts.memory_budget);
+        let budget = Budget::new(super::budget::buffer_share(opts.memory_budget));
         let requests = Arc::new(Semaphore::new(opts.max_concurrent_requests.max(1)));
         let staging = Staging::new(opts.staging_dir.clone(), opts.staging_cap);
         let orphans: Orphans = Arc::default();

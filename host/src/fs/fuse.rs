@@ -37,11 +37,25 @@ impl Fs {
         attr(&self.core.opts, n)
     }
 
+    /// Runs a request: polled once here on the FUSE thread, and moved to
+    /// the runtime only if it has to wait. Most requests (a lookup the
+    /// caches answer, create, a buffered write, release) finish in that
+    /// first poll; replying from here saves handing each one to a runtime
+    /// thread and back, two thread wake-ups per request.
     fn spawn<F>(&self, f: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        self.rt.spawn(f);
+        // Timers, spawns and I/O registrations made during the poll need
+        // the runtime's context.
+        let _rt = self.rt.enter();
+        let mut f = Box::pin(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if f.as_mut().poll(&mut cx).is_pending() {
+            // Polled again at once on the runtime, which registers a real
+            // waker wherever the noop one was left.
+            self.rt.spawn(f);
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! `/`-separated prefixes as directories, at a local path. Module map:
 //! - `inode`: stable inode numbers and cached attributes;
 //! - `listing`: delimited listings and their TTL cache (`ls -l` needs no HEAD);
-//! - `read`: ranged GETs behind a growing prefetch window, bounded by `budget`;
+//! - `read`: ranged GETs behind a growing prefetch window, bounded by `budget`
+//!   (`alloc` keeps the process's memory close to what the budget counts);
 //! - `write`, `staging`: streamed multipart uploads for new files, staged
 //!   in-place changes uploaded on close/fsync;
 //! - `core`: the operations; `fuse`: the fuser binding; `mountpoint`:
@@ -12,6 +13,7 @@
 //!
 //! SEMANTICS.md at the repository root says what each POSIX call does.
 
+mod alloc;
 mod budget;
 mod core;
 mod fuse;
@@ -144,6 +146,7 @@ fn normalize_prefix(prefix: &str) -> Result<String, FsError> {
 /// runs on its own threads until the handle is unmounted or dropped.
 pub fn mount(client: S3Client, prefix: &str, mountpoint: &Path, opts: MountOptions) -> Result<MountHandle, FsError> {
     let prefix = normalize_prefix(prefix)?;
+    alloc::tune();
     mountpoint::prepare(mountpoint)?;
     std::fs::create_dir_all(&opts.staging_dir).map_err(|e| FsError::Staging {
         path: opts.staging_dir.clone(),
@@ -255,9 +258,15 @@ impl MountHandle {
         self.core.orphans.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Bytes of the memory budget not in use right now.
+    /// Bytes of the buffer budget not in use right now.
     pub fn memory_available(&self) -> u64 {
         self.core.budget.available()
+    }
+
+    /// Bytes buffers may hold at once: the configured memory budget less
+    /// the headroom left for memory not counted buffer by buffer.
+    pub fn buffer_budget(&self) -> u64 {
+        self.core.budget.capacity()
     }
 
     /// Bytes staged locally right now.

@@ -33,7 +33,9 @@ pub struct MountOptions {
     pub staging_dir: PathBuf,
     /// Most bytes staged at once over all open files; past it, `ENOSPC`.
     pub staging_cap: u64,
-    /// Memory shared by read prefetching and write buffers.
+    /// Memory the mount process may use. Prefetch segments and upload
+    /// parts (in flight and being filled) share five eighths of it; the
+    /// rest (at most 96 MiB) is left for what is not counted buffer by buffer.
     pub memory_budget: u64,
     /// Largest prefetch window of one sequential reader.
     pub max_prefetch: u64,

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::TryStreamExt;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{oneshot, Notify, Semaphore};
 
-use super::budget::Budget;
+use super::budget::{Budget, PoolBuf};
 use crate::s3::S3Client;
 
 /// First window of a reader that starts at the beginning or continues
@@ -38,13 +38,53 @@ pub(crate) struct ReadCtx {
     pub max_window: u64,
 }
 
+/// A segment's bytes live in one buffer of exactly its size, reserved
+/// from the budget (and recycled through its pool): what the network
+/// delivers is copied in, so the budget counts what the segment holds
+/// whatever the size and sharing of the transport's own buffers.
+enum SegData {
+    /// Being received: readers copy out what has arrived.
+    Filling(PoolBuf),
+    /// Complete: readers get slices without a copy.
+    Done(Bytes),
+}
+
 struct SegState {
-    chunks: Vec<Bytes>,
+    data: Option<SegData>,
     received: u64,
     done: bool,
     error: Option<i32>,
-    /// The memory this segment's data holds; given back with the segment.
-    _memory: Option<super::budget::Reservation>,
+}
+
+impl SegState {
+    /// Appends received bytes; more than the buffer holds is the server's error.
+    fn push(&mut self, chunk: &[u8]) -> Result<(), i32> {
+        let Some(SegData::Filling(buf)) = &mut self.data else {
+            return Err(libc::EIO);
+        };
+        if buf.fill(chunk) != chunk.len() {
+            return Err(libc::EIO);
+        }
+        self.received += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// The buffer is full: later reads need no copy.
+    fn complete(&mut self) {
+        if let Some(SegData::Filling(buf)) = self.data.take() {
+            self.data = Some(SegData::Done(buf.freeze()));
+        }
+    }
+
+    /// Bytes `rel` (relative to the segment), all received.
+    fn bytes(&self, rel: Range<u64>) -> Bytes {
+        let r = rel.start as usize..rel.end as usize;
+        match &self.data {
+            Some(SegData::Done(b)) => b.slice(r),
+            Some(SegData::Filling(buf)) => Bytes::copy_from_slice(&buf.as_ref()[r]),
+            None => Bytes::new(),
+        }
+    }
 }
 
 struct Segment {
@@ -63,15 +103,27 @@ impl Drop for Segment {
 }
 
 impl Segment {
-    fn start(ctx: &ReadCtx, key: &str, etag: Option<&str>, range: Range<u64>) -> Arc<Segment> {
+    /// Starts fetching `range` once the segment before it of the same
+    /// reader (`after`) has its memory. A reader's segments get memory in
+    /// order, so its first unread segment never waits for memory held by
+    /// the reader's own later ones: with every reader's next segment able
+    /// to proceed, readers sharing a budget smaller than their windows
+    /// cannot all wait on each other.
+    fn start(
+        ctx: &ReadCtx,
+        key: &str,
+        etag: Option<&str>,
+        range: Range<u64>,
+        after: Option<oneshot::Receiver<()>>,
+    ) -> (Arc<Segment>, oneshot::Receiver<()>) {
+        let (has_memory, next) = oneshot::channel();
         let seg = Arc::new(Segment {
             range: range.clone(),
             state: Mutex::new(SegState {
-                chunks: Vec::new(),
+                data: None,
                 received: 0,
                 done: false,
                 error: None,
-                _memory: None,
             }),
             notify: Notify::new(),
             task: Mutex::new(None),
@@ -81,9 +133,15 @@ impl Segment {
         let key = key.to_string();
         let etag = etag.map(str::to_string);
         let task = tokio::spawn(async move {
-            let memory = ctx.budget.reserve(range.end - range.start).await;
+            if let Some(prev) = after {
+                // An error only means the previous segment is gone.
+                let _ = prev.await;
+            }
+            let len = range.end - range.start;
+            let buf = ctx.budget.buffer(len as usize).await;
+            let _ = has_memory.send(());
             match weak.upgrade() {
-                Some(seg) => seg.state.lock().unwrap_or_else(|p| p.into_inner())._memory = Some(memory),
+                Some(seg) => seg.state.lock().unwrap_or_else(|p| p.into_inner()).data = Some(SegData::Filling(buf)),
                 None => return,
             }
             let _slot = ctx.requests.acquire().await;
@@ -91,25 +149,26 @@ impl Segment {
                 let out = ctx
                     .client
                     .get_object(&key, Some(range.clone()), etag.as_deref())
-                    .await?;
+                    .await
+                    .map_err(ReadFailure::S3)?;
                 let mut body = out.body;
-                while let Some(chunk) = body.try_next().await? {
+                while let Some(chunk) = body.try_next().await.map_err(ReadFailure::S3)? {
                     let Some(seg) = weak.upgrade() else { return Ok(()) };
-                    {
-                        let mut st = seg.state.lock().unwrap_or_else(|p| p.into_inner());
-                        st.received += chunk.len() as u64;
-                        st.chunks.push(chunk);
-                    }
+                    seg.state
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(&chunk)
+                        .map_err(ReadFailure::Errno)?;
                     seg.notify.notify_waiters();
                 }
-                Ok::<(), crate::s3::S3Error>(())
+                Ok::<(), ReadFailure>(())
             }
             .await;
             if let Some(seg) = weak.upgrade() {
                 {
                     let mut st = seg.state.lock().unwrap_or_else(|p| p.into_inner());
                     st.done = true;
-                    if let Err(e) = &result {
+                    if let Err(ReadFailure::S3(e)) = &result {
                         tracing::warn!(key = %key, error = %e, "read failed");
                         // ESTALE stays inside this module: the reader decides
                         // whether it may follow the new version.
@@ -118,15 +177,20 @@ impl Segment {
                         } else {
                             e.errno()
                         });
-                    } else if st.received < range.end - range.start {
+                    } else if let Err(ReadFailure::Errno(e)) = result {
+                        tracing::warn!(key = %key, "the server sent more bytes than asked for");
+                        st.error = Some(e);
+                    } else if st.received < len {
                         st.error = Some(libc::EIO);
+                    } else {
+                        st.complete();
                     }
                 }
                 seg.notify.notify_waiters();
             }
         });
         *seg.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
-        seg
+        (seg, next)
     }
 
     /// Waits until `want` (absolute) is buffered; returns those bytes.
@@ -137,7 +201,7 @@ impl Segment {
             {
                 let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 if st.received >= rel.end {
-                    return Ok(copy_out(&st.chunks, rel));
+                    return Ok(st.bytes(rel));
                 }
                 if let Some(e) = st.error {
                     return Err(e);
@@ -151,6 +215,12 @@ impl Segment {
     }
 }
 
+/// Why a segment's fetch stopped.
+enum ReadFailure {
+    S3(crate::s3::S3Error),
+    Errno(i32),
+}
+
 /// A version change the reader may not follow is an I/O error to the caller.
 fn stale_is_eio(e: i32) -> i32 {
     if e == libc::ESTALE {
@@ -160,37 +230,14 @@ fn stale_is_eio(e: i32) -> i32 {
     }
 }
 
-/// Bytes `rel` of the concatenation of `chunks`, without copying when they
-/// lie in one chunk.
-fn copy_out(chunks: &[Bytes], rel: Range<u64>) -> Bytes {
-    let mut pos = 0u64;
-    let mut out: Option<BytesMut> = None;
-    for c in chunks {
-        let (cs, ce) = (pos, pos + c.len() as u64);
-        pos = ce;
-        if ce <= rel.start {
-            continue;
-        }
-        if cs >= rel.end {
-            break;
-        }
-        let a = (rel.start.max(cs) - cs) as usize;
-        let b = (rel.end.min(ce) - cs) as usize;
-        if out.is_none() && cs <= rel.start && ce >= rel.end {
-            return c.slice(a..b);
-        }
-        out.get_or_insert_with(|| BytesMut::with_capacity((rel.end - rel.start) as usize))
-            .extend_from_slice(&c[a..b]);
-    }
-    out.map(BytesMut::freeze).unwrap_or_default()
-}
-
 struct State {
     segments: VecDeque<Arc<Segment>>,
     /// End of the last scheduled segment.
     next_fetch: u64,
     /// Current window; 0 after a random read.
     window: u64,
+    /// Signals that the last scheduled segment has its memory.
+    last_memory: Option<oneshot::Receiver<()>>,
 }
 
 /// The object version a reader serves: every GET is conditional on its
@@ -222,6 +269,7 @@ impl Prefetcher {
                 segments: VecDeque::new(),
                 next_fetch: 0,
                 window: 0,
+                last_memory: None,
             }),
         }
     }
@@ -258,6 +306,7 @@ impl Prefetcher {
         st.segments.clear();
         st.next_fetch = 0;
         st.window = 0;
+        st.last_memory = None;
         Ok(())
     }
 
@@ -295,7 +344,8 @@ impl Prefetcher {
             // A jump: drop the window and fetch only what this read needs.
             st.segments.clear();
             let fetch_end = (offset + (end - offset).next_multiple_of(RANDOM_GRANULE)).min(size);
-            let seg = Segment::start(&self.ctx, &self.key, etag.as_deref(), offset..fetch_end);
+            let (seg, memory) = Segment::start(&self.ctx, &self.key, etag.as_deref(), offset..fetch_end, None);
+            st.last_memory = Some(memory);
             st.segments.push_back(seg.clone());
             st.next_fetch = fetch_end;
             st.window = 0;
@@ -324,7 +374,9 @@ impl Prefetcher {
             let seg_len = st.window.clamp(INITIAL_WINDOW, MAX_SEGMENT);
             let a = st.next_fetch;
             let b = (a + seg_len).min(size);
-            let seg = Segment::start(&self.ctx, &self.key, etag.as_deref(), a..b);
+            let after = st.last_memory.take();
+            let (seg, memory) = Segment::start(&self.ctx, &self.key, etag.as_deref(), a..b, after);
+            st.last_memory = Some(memory);
             st.segments.push_back(seg);
             st.next_fetch = b;
         }
@@ -340,16 +392,26 @@ impl Prefetcher {
 mod tests {
     use super::*;
 
-    #[test]
-    fn copy_out_spans_chunks_and_slices_within_one() {
-        let chunks = [
-            Bytes::from_static(b"abcd"),
-            Bytes::from_static(b"efgh"),
-            Bytes::from_static(b"ij"),
-        ];
-        assert_eq!(&copy_out(&chunks, 1..3)[..], b"bc");
-        assert_eq!(&copy_out(&chunks, 2..9)[..], b"cdefghi");
-        assert_eq!(&copy_out(&chunks, 8..10)[..], b"ij");
-        assert!(copy_out(&chunks, 10..10).is_empty());
+    #[tokio::test]
+    async fn a_segment_is_copied_out_while_filling_and_sliced_once_complete() {
+        let budget = Budget::new(16 * 1024 * 1024);
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut st = SegState {
+            data: Some(SegData::Filling(budget.buffer(data.len()).await)),
+            received: 0,
+            done: false,
+            error: None,
+        };
+        for piece in data.chunks(70_001) {
+            st.push(piece).unwrap();
+            let end = st.received;
+            assert_eq!(&st.bytes(end / 2..end)[..], &data[(end / 2) as usize..end as usize]);
+        }
+        assert_eq!(st.push(b"x"), Err(libc::EIO), "more than asked for");
+        st.complete();
+        let whole = st.bytes(0..data.len() as u64);
+        let part = st.bytes(1000..2000);
+        assert_eq!(&part[..], &data[1000..2000]);
+        assert_eq!(part.as_ptr(), whole[1000..].as_ptr(), "a slice, not a copy");
     }
 }

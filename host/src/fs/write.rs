@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::budget::Budget;
+use super::budget::{Budget, PoolBuf};
 use super::staging::{RangeSet, Staging, StagingFile};
 use crate::s3::{CompletedPart, Payload, PutOptions, S3Client, S3Error};
 
@@ -51,7 +51,8 @@ impl WriteCtx {
     /// providers that need uniform parts, else doubling every 1,000 parts
     /// so 10,000 parts reach far past a terabyte.
     fn stream_part_len(&self, n: u32) -> u64 {
-        let base = self.part_size.max(self.quirks().min_part_size);
+        // At least 1 byte, so a part always makes progress.
+        let base = self.part_size.max(self.quirks().min_part_size).max(1);
         if self.quirks().uniform_part_size {
             base
         } else {
@@ -92,9 +93,18 @@ struct Mpu {
     done: Vec<CompletedPart>,
 }
 
+/// A streamed file's bytes stay in a small unaccounted buffer while they
+/// are fewer than this (small files need no budget); past it, they move
+/// to a part-sized buffer from the budget, which goes with the part to
+/// its upload and back to the pool when the upload ends.
+const SMALL_BUFFER: usize = 1024 * 1024;
+
 struct Streamer {
     size: u64,
-    buf: BytesMut,
+    /// Bytes not yet sent while the file is small.
+    small: BytesMut,
+    /// Bytes not yet sent once it is not; never full (a full part is sent).
+    part: Option<PoolBuf>,
     mpu: Option<Mpu>,
 }
 
@@ -109,7 +119,9 @@ struct Base {
 }
 
 struct Staged {
-    file: StagingFile,
+    /// Created by the first local write: a file opened for writing and
+    /// closed unchanged, or rewritten whole and closed, never touches the disk.
+    file: Option<StagingFile>,
     local: RangeSet,
     size: u64,
     base: Option<Base>,
@@ -134,11 +146,7 @@ impl WriteHandle {
     pub fn empty(ctx: WriteCtx) -> Self {
         Self {
             ctx,
-            state: State::Streaming(Streamer {
-                size: 0,
-                buf: BytesMut::new(),
-                mpu: None,
-            }),
+            state: State::Streaming(Streamer::new()),
             dirty: true,
             failed: None,
         }
@@ -151,10 +159,6 @@ impl WriteHandle {
             h.dirty = false;
             return Ok(h);
         }
-        let file = ctx
-            .staging
-            .create()
-            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
         let base = Base {
             key: key.to_string(),
             etag,
@@ -163,7 +167,7 @@ impl WriteHandle {
         Ok(Self {
             ctx,
             state: State::Staged(Staged {
-                file,
+                file: None,
                 local: RangeSet::default(),
                 size,
                 base: Some(base),
@@ -224,7 +228,7 @@ impl WriteHandle {
         self.dirty = true;
         let r = match &mut self.state {
             State::Streaming(s) => s.append(&self.ctx, key, data).await,
-            State::Staged(s) => s.write(offset, data),
+            State::Staged(s) => s.write(&self.ctx.staging, offset, data),
         };
         if let Err(e) = r {
             if matches!(self.state, State::Streaming(_)) {
@@ -263,8 +267,7 @@ impl WriteHandle {
                 if let Some(mpu) = s.mpu.take() {
                     abort_mpu(&self.ctx, mpu).await;
                 }
-                s.buf.clear();
-                s.size = 0;
+                *s = Streamer::new();
                 self.dirty = true;
                 return Ok(());
             }
@@ -286,14 +289,7 @@ impl WriteHandle {
         }
         match &mut self.state {
             State::Streaming(s) => {
-                let streamer = std::mem::replace(
-                    s,
-                    Streamer {
-                        size: 0,
-                        buf: BytesMut::new(),
-                        mpu: None,
-                    },
-                );
+                let streamer = std::mem::replace(s, Streamer::new());
                 match streamer.finish(&self.ctx, key).await {
                     Ok(up) => {
                         self.dirty = false;
@@ -302,18 +298,13 @@ impl WriteHandle {
                         if up.size == 0 {
                             // Nothing to keep locally.
                         } else {
-                            let file = self
-                                .ctx
-                                .staging
-                                .create()
-                                .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
                             let base = Base {
                                 key: key.to_string(),
                                 etag: up.etag.clone(),
                                 valid: up.size,
                             };
                             self.state = State::Staged(Staged {
-                                file,
+                                file: None,
                                 local: RangeSet::default(),
                                 size: up.size,
                                 base: Some(base),
@@ -367,12 +358,12 @@ impl WriteHandle {
             if !file.account(size) {
                 return Err(libc::ENOSPC);
             }
-            file.write_at(&s.buf, 0)
+            file.write_at(s.pending(), 0)
                 .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
             let mut local = RangeSet::default();
             local.insert(0..size);
             self.state = State::Staged(Staged {
-                file,
+                file: Some(file),
                 local,
                 size,
                 base: None,
@@ -400,23 +391,56 @@ async fn abort_mpu(ctx: &WriteCtx, mut mpu: Mpu) {
 }
 
 impl Streamer {
-    async fn append(&mut self, ctx: &WriteCtx, key: &str, data: &[u8]) -> Result<(), i32> {
-        if self.buf.capacity() == 0 && data.len() >= 1024 * 1024 {
-            // A large writer: one allocation per part instead of repeated
-            // doubling (small files keep small buffers).
-            let n = self.mpu.as_ref().map_or(1, |m| m.next_part);
-            self.buf.reserve(ctx.stream_part_len(n) as usize);
+    fn new() -> Self {
+        Self {
+            size: 0,
+            small: BytesMut::new(),
+            part: None,
+            mpu: None,
         }
-        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes written and not yet sent.
+    fn pending(&self) -> &[u8] {
+        match &self.part {
+            Some(p) => p.as_ref(),
+            None => &self.small,
+        }
+    }
+
+    /// The unsent bytes as one body, leaving the streamer empty.
+    fn take_pending(&mut self) -> Bytes {
+        match self.part.take() {
+            Some(p) => p.freeze(),
+            None => std::mem::take(&mut self.small).freeze(),
+        }
+    }
+
+    async fn append(&mut self, ctx: &WriteCtx, key: &str, mut data: &[u8]) -> Result<(), i32> {
         self.size += data.len() as u64;
         loop {
-            let n = self.mpu.as_ref().map_or(1, |m| m.next_part);
-            let len = ctx.stream_part_len(n) as usize;
-            if self.buf.len() < len {
+            if self.part.is_none() {
+                let n = self.mpu.as_ref().map_or(1, |m| m.next_part);
+                let len = ctx.stream_part_len(n) as usize;
+                if self.mpu.is_none() && self.small.len() + data.len() < SMALL_BUFFER.min(len) {
+                    self.small.extend_from_slice(data);
+                    return Ok(());
+                }
+                let mut part = ctx.budget.buffer(len).await;
+                part.fill(&std::mem::take(&mut self.small));
+                self.part = Some(part);
+            }
+            let part = self.part.as_mut().expect("set above");
+            let n = part.fill(data);
+            data = &data[n..];
+            if part.room() > 0 {
                 return Ok(());
             }
-            let part = self.buf.split_to(len).freeze();
-            self.send_part(ctx, key, part).await?;
+            let body = self.take_pending();
+            self.send_part(ctx, key, body).await?;
+            if data.is_empty() {
+                return Ok(());
+            }
         }
     }
 
@@ -449,7 +473,6 @@ impl Streamer {
         while let Some(r) = mpu.tasks.try_join_next() {
             mpu.done.push(part_result(r)?);
         }
-        let memory = ctx.budget.reserve(part.len() as u64).await;
         let n = mpu.next_part;
         mpu.next_part += 1;
         let (client, requests, key, id) = (
@@ -458,8 +481,9 @@ impl Streamer {
             mpu.key.clone(),
             mpu.id.clone(),
         );
+        // The part's buffer (and the memory it holds) lives as long as
+        // the upload, retries included.
         mpu.tasks.spawn(async move {
-            let _memory = memory;
             let _slot = requests.acquire().await;
             client.upload_part(&key, &id, n, Payload::Bytes(part)).await
         });
@@ -469,7 +493,7 @@ impl Streamer {
     async fn finish(mut self, ctx: &WriteCtx, key: &str) -> Result<Uploaded, i32> {
         let size = self.size;
         if self.mpu.is_none() {
-            let body = self.buf.split().freeze();
+            let body = self.take_pending();
             let _slot = ctx.requests.acquire().await;
             let etag = ctx
                 .client
@@ -482,8 +506,8 @@ impl Streamer {
             return Ok(Uploaded { etag, size });
         }
         let result = async {
-            if !self.buf.is_empty() {
-                let last = self.buf.split().freeze();
+            if !self.pending().is_empty() {
+                let last = self.take_pending();
                 self.send_part(ctx, key, last).await?;
             }
             let mpu = self.mpu.as_mut().expect("checked above");
@@ -540,7 +564,8 @@ fn part_result(r: Result<Result<CompletedPart, S3Error>, tokio::task::JoinError>
 #[derive(Clone)]
 struct Source {
     client: S3Client,
-    file: Arc<std::fs::File>,
+    /// Holds every local range; none without them.
+    file: Option<Arc<std::fs::File>>,
     local: RangeSet,
     base: Option<Base>,
 }
@@ -551,8 +576,8 @@ impl Source {
         for (piece, local) in self.local.split(r.clone()) {
             let dst = &mut out[(piece.start - r.start) as usize..(piece.end - r.start) as usize];
             if local {
-                self.file
-                    .read_exact_at(dst, piece.start)
+                let Some(file) = &self.file else { return Err(libc::EIO) };
+                file.read_exact_at(dst, piece.start)
                     .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
                 continue;
             }
@@ -583,20 +608,25 @@ impl Staged {
     fn source(&self, client: &S3Client) -> Source {
         Source {
             client: client.clone(),
-            file: self.file.file.clone(),
+            file: self.file.as_ref().map(|f| f.file.clone()),
             local: self.local.clone(),
             base: self.base.clone(),
         }
     }
 
-    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), i32> {
+    fn write(&mut self, staging: &Arc<Staging>, offset: u64, data: &[u8]) -> Result<(), i32> {
         let r = offset..offset + data.len() as u64;
         let grown = self.local.total() + self.local.uncovered(&r);
-        if !self.file.account(grown) {
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self
+                .file
+                .insert(staging.create().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?),
+        };
+        if !file.account(grown) {
             return Err(libc::ENOSPC);
         }
-        self.file
-            .write_at(data, offset)
+        file.write_at(data, offset)
             .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
         self.local.insert(r.clone());
         self.size = self.size.max(r.end);
@@ -608,11 +638,12 @@ impl Staged {
         if let Some(b) = &mut self.base {
             b.valid = b.valid.min(size);
         }
-        self.file
-            .file
-            .set_len(size.min(self.file.file.metadata().map(|m| m.len()).unwrap_or(0)))
-            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
-        self.file.account(self.local.total());
+        if let Some(f) = &mut self.file {
+            f.file
+                .set_len(size.min(f.file.metadata().map(|m| m.len()).unwrap_or(0)))
+                .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+            f.account(self.local.total());
+        }
         self.size = size;
         Ok(())
     }
@@ -621,6 +652,7 @@ impl Staged {
         let src = self.source(&ctx.client);
         let size = self.size;
         let etag = if size <= ctx.part_size.max(ctx.quirks().min_part_size) {
+            let _memory = ctx.budget.reserve(size).await;
             let body = src.materialize(0..size).await?;
             let _slot = ctx.requests.acquire().await;
             ctx.client
@@ -639,8 +671,10 @@ impl Staged {
             valid: size,
         });
         self.local.clear();
-        let _ = self.file.file.set_len(0);
-        self.file.account(0);
+        if let Some(f) = &mut self.file {
+            let _ = f.file.set_len(0);
+            f.account(0);
+        }
         Ok(Uploaded { etag, size })
     }
 }
