@@ -113,12 +113,24 @@ pub(crate) fn render(api: &ApiMetrics, mounts: &MountManager) -> String {
         )
     };
     type Series = (&'static str, &'static str, &'static str, fn(&MountMetrics) -> u64);
-    let gauges: [Series; 7] = [
+    let gauges: [Series; 9] = [
         (
             "byos3_attachment_up",
             "gauge",
             "1 while the attachment is mounted and healthy, else 0.",
             |m| u64::from(m.status == MountStatus::Mounted),
+        ),
+        (
+            "byos3_attachment_read_bytes_total",
+            "counter",
+            "Bytes read through the mount by the sandbox.",
+            |m| m.bytes_read,
+        ),
+        (
+            "byos3_attachment_written_bytes_total",
+            "counter",
+            "Bytes written through the mount by the sandbox.",
+            |m| m.bytes_written,
         ),
         (
             "byos3_attachment_s3_bytes_received_total",

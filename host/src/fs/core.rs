@@ -65,6 +65,9 @@ pub(crate) struct Core {
     /// Set once the session runs: tells the kernel to drop dentries that
     /// vanish without a FUSE request (a never-uploaded file whose upload failed).
     pub notifier: std::sync::OnceLock<fuser::Notifier>,
+    /// Bytes returned by `read` and accepted by `write`, for metrics.
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
 }
 
 fn s3_errno(e: &S3Error) -> Errno {
@@ -106,6 +109,8 @@ impl Core {
             staging,
             budget,
             notifier: std::sync::OnceLock::new(),
+            bytes_read: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
         }
     }
 
@@ -517,14 +522,16 @@ impl Core {
     }
 
     pub async fn read(&self, fh: u64, offset: u64, len: u32) -> Result<Bytes, Errno> {
-        match self.handle(fh)? {
+        let out = match self.handle(fh)? {
             Handle::Read { pf, .. } => pf.read(offset, len).await,
             Handle::Write { ino, w } => {
                 let key = self.key(&self.node(ino)?.path);
                 w.lock().await.read(&key, offset, len).await
             }
             Handle::Dir { .. } => Err(libc::EISDIR),
-        }
+        }?;
+        self.bytes_read.fetch_add(out.len() as u64, Ordering::Relaxed);
+        Ok(out)
     }
 
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
@@ -539,6 +546,7 @@ impl Core {
             n.meta.size = size;
             n.meta.mtime = SystemTime::now();
         });
+        self.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(data.len() as u32)
     }
 

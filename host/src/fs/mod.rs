@@ -247,6 +247,16 @@ impl MountHandle {
         self.session.as_ref().is_some_and(|s| !s.thread.is_finished())
     }
 
+    /// Bytes read from and written to the mount by its users (through FUSE,
+    /// before any caching or prefetching): `(read, written)`.
+    pub fn io_bytes(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.core.bytes_read.load(Relaxed),
+            self.core.bytes_written.load(Relaxed),
+        )
+    }
+
     /// Request counters of the mount's S3 client.
     pub fn stats(&self) -> StatsSnapshot {
         self.core.client.stats()

@@ -64,6 +64,10 @@ pub struct MountMetrics {
     pub status: MountStatus,
     /// Its S3 client's counters (requests, outcomes, retries, bytes).
     pub s3: crate::s3::StatsSnapshot,
+    /// Bytes read through the mount by the sandbox's processes.
+    pub bytes_read: u64,
+    /// Bytes written through the mount by the sandbox's processes.
+    pub bytes_written: u64,
     /// Bytes of read-ahead buffers held now.
     pub prefetch_memory_in_use: u64,
     /// Bytes of changed files staged on local disk now.
@@ -441,6 +445,8 @@ impl MountManager {
                 request: e.request.clone(),
                 status: e.status,
                 s3: e.client.stats(),
+                bytes_read: e.handle.as_ref().map_or(0, |h| h.io_bytes().0),
+                bytes_written: e.handle.as_ref().map_or(0, |h| h.io_bytes().1),
                 prefetch_memory_in_use: e
                     .handle
                     .as_ref()
