@@ -80,7 +80,9 @@ pub fn main() -> ExitCode {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BYOS3_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        // fuser's session tries its own unmount after ours (flush first,
+        // busy detection) has already happened, and warns that it failed.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser::session=error"))
         // The signing crate traces its parameters, access key id included,
         // at `trace`: never let a log level reach that.
         .add_directive("aws_sigv4=debug".parse().expect("static directive"));
