@@ -457,3 +457,52 @@ fn detach_over_http_with_an_open_writer_flushes_and_answers_busy_until_closed() 
     assert!(!is_mounted(&root.join("mnt/w")));
     rt.block_on(s.stop());
 }
+
+#[test]
+fn two_sandboxes_sharing_a_disk_see_only_their_own_sub_paths() {
+    let g = Garage::start().unwrap();
+    let rt = runtime();
+    let mut s = rt.block_on(InProc::start()).unwrap();
+    let _guard = MountGuard(s.state_dir().to_path_buf());
+    let api = s.api.clone();
+    let roots: Vec<PathBuf> = rt.block_on(async {
+        api.post("/v1/disks", ALICE, &disk_body("team", &g)).await.ok(201);
+        let mut roots = Vec::new();
+        for (id, sub) in [("tenant-one", "one/"), ("tenant-two", "two/")] {
+            let body = json!({"id": id, "disks": [{"disk_id": "team", "mount_path": "/data", "sub_path": sub}]});
+            let sb = api.post("/v1/sandboxes", ALICE, &body).await.ok(201).clone();
+            assert_eq!(sb["disks"][0]["mount_status"], "mounted", "{sb}");
+            roots.push(root_of(&sb).join("data"));
+        }
+        roots
+    });
+    std::fs::write(roots[0].join("mine.txt"), b"one's").unwrap();
+    std::fs::write(roots[1].join("mine.txt"), b"two's").unwrap();
+    std::fs::create_dir(roots[1].join("sub")).unwrap();
+    for (root, want) in [(&roots[0], &b"one's"[..]), (&roots[1], &b"two's"[..])] {
+        assert_eq!(std::fs::read(root.join("mine.txt")).unwrap(), want);
+    }
+    let names = |p: &PathBuf| {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&roots[0]), vec!["mine.txt"]);
+    assert_eq!(names(&roots[1]), vec!["mine.txt", "sub"]);
+    let mut keys = keys_in(&g, &rt, "");
+    keys.sort();
+    assert_eq!(keys, vec!["one/mine.txt", "two/mine.txt", "two/sub/"]);
+    rt.block_on(async {
+        for id in ["tenant-one", "tenant-two"] {
+            assert_eq!(
+                api.delete(&format!("/v1/sandboxes/{id}"), ALICE).await.ok(200),
+                &json!({"deleted": true})
+            );
+        }
+    });
+    assert!(roots.iter().all(|r| !is_mounted(r)));
+    rt.block_on(s.stop());
+}

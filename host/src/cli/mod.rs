@@ -80,12 +80,18 @@ pub fn main() -> ExitCode {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BYOS3_LOG")
-        // fuser's session tries its own unmount after ours (flush first,
-        // busy detection) has already happened, and warns that it failed.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fuser::session=error"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
         // The signing crate traces its parameters, access key id included,
         // at `trace`: never let a log level reach that.
         .add_directive("aws_sigv4=debug".parse().expect("static directive"));
+    // fuser's session tries its own unmount after ours (flush first, busy
+    // detection) has already happened, and warns that it failed; unless
+    // the operator asks about fuser explicitly, that warning is noise.
+    let filter = if std::env::var("BYOS3_LOG").is_ok_and(|v| v.contains("fuser")) {
+        filter
+    } else {
+        filter.add_directive("fuser::session=error".parse().expect("static directive"))
+    };
     let json = std::env::var("BYOS3_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -52,6 +52,9 @@ pub struct AttachArgs {
     pub sub_path: Option<String>,
     #[arg(long)]
     pub read_only: bool,
+    /// Print the server's JSON answer instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args)]
@@ -59,6 +62,9 @@ pub struct DetachArgs {
     pub sandbox: String,
     pub disk: String,
     pub mount_path: String,
+    /// Print the server's JSON answer instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_disk_flag(s: &str) -> anyhow::Result<AttachSpec> {
@@ -197,6 +203,7 @@ pub async fn attach(a: AttachArgs) -> anyhow::Result<ExitCode> {
         spec = spec.sub_path(s);
     }
     match api.attach(&a.sandbox, &spec).await {
+        Ok(()) if a.json => print_json(&serde_json::json!({"ok": true})).map(|()| ExitCode::SUCCESS),
         Ok(()) => {
             println!("attached {} at {} in {}", a.disk, a.mount_path, a.sandbox);
             Ok(ExitCode::SUCCESS)
@@ -208,6 +215,7 @@ pub async fn attach(a: AttachArgs) -> anyhow::Result<ExitCode> {
 pub async fn detach(a: DetachArgs) -> anyhow::Result<ExitCode> {
     let api = Client::from_env().context("configuring the API client")?;
     match api.detach(&a.sandbox, &a.disk, &a.mount_path).await {
+        Ok(()) if a.json => print_json(&serde_json::json!({"detached": true})).map(|()| ExitCode::SUCCESS),
         Ok(()) => {
             println!(
                 "detached {} from {} in {} (the bucket is untouched)",
