@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use byos3::api::{ApiKeys, Server, ServerOptions};
+use byos3::api::Server;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
@@ -150,13 +150,7 @@ pub fn run(cfg: &ApiBenchConfig) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let dir = tempfile::Builder::new().prefix("byos3-bench-api-").tempdir()?;
-        let mut opts = ServerOptions::new("127.0.0.1:0".parse()?, dir.path());
-        let mut keys = ApiKeys::new();
-        keys.add_key("bench", KEY).map_err(anyhow::Error::msg)?;
-        opts.api_keys = keys;
-        opts.generate_api_key = false;
-        opts.gateway.master_key.env_value = None;
-        opts.gateway.plugin_cache_dir = Some(byos3::plugin::default_cache_dir());
+        let opts = crate::local_server_options(dir.path(), "bench", KEY)?;
         let server = Server::start(opts).await.context("starting the API server")?;
         if let Some(why) = server.disks_unavailable() {
             anyhow::bail!("the disks API is unavailable: {why}");

@@ -62,20 +62,13 @@ pub fn run() -> Result<()> {
 /// `(attach, detach)` latencies, sorted, through `byos3 serve`'s API
 /// in-process: a real HTTP round trip per call.
 fn through_api(garage: &Garage) -> Result<(Vec<Duration>, Vec<Duration>)> {
-    use byos3::api::{ApiKeys, Server, ServerOptions};
+    use byos3::api::Server;
     use byos3::client::{AttachSpec, Client, NewDisk, SandboxSpec};
     const KEY: &str = "bench-attach-key-0123456789";
     let state = tempfile::tempdir()?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        let mut opts = ServerOptions::new("127.0.0.1:0".parse()?, state.path());
-        let mut keys = ApiKeys::new();
-        keys.add_key("bench", KEY).map_err(anyhow::Error::msg)?;
-        opts.api_keys = keys;
-        opts.generate_api_key = false;
-        opts.gateway.master_key.env_value = None;
-        opts.gateway.plugin_cache_dir = Some(byos3::plugin::default_cache_dir());
-        let server = Server::start(opts).await?;
+        let server = Server::start(crate::local_server_options(state.path(), "bench", KEY)?).await?;
         let api = Client::new(&format!("http://{}", server.local_addr()), KEY)?;
         let disk = api
             .create_disk(

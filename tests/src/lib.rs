@@ -30,6 +30,20 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(home).join(".cache/byos3")
 }
 
+/// Options of an in-process API server on 127.0.0.1 (a free port) for the
+/// benchmarks and the demo: one tenant holding `key`, a fresh master key
+/// made in `state_dir`, the shared compiled-plugin cache.
+pub fn local_server_options(state_dir: &std::path::Path, tenant: &str, key: &str) -> Result<byos3::api::ServerOptions> {
+    let mut opts = byos3::api::ServerOptions::new("127.0.0.1:0".parse()?, state_dir);
+    let mut keys = byos3::api::ApiKeys::new();
+    keys.add_key(tenant, key).map_err(anyhow::Error::msg)?;
+    opts.api_keys = keys;
+    opts.generate_api_key = false;
+    opts.gateway.master_key.env_value = None;
+    opts.gateway.plugin_cache_dir = Some(byos3::plugin::default_cache_dir());
+    Ok(opts)
+}
+
 /// The Garage binary: `BYOS3_GARAGE`, else the one `scripts/setup` built.
 pub fn garage_binary() -> PathBuf {
     std::env::var("BYOS3_GARAGE")

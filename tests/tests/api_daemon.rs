@@ -565,15 +565,19 @@ fn kill_9_mid_write_then_restart_cleans_the_mount_aborts_the_upload_and_remounts
     // when the daemon dies.
     let mut f = std::fs::File::create(mnt.join("big.bin")).unwrap();
     let chunk = vec![7u8; 1024 * 1024];
-    let mut started = false;
-    for _ in 0..64 {
+    // 16 MiB fill two 8 MiB parts; the upload starts in the background,
+    // so wait for the server to list it (bounded), writing nothing more.
+    for _ in 0..16 {
         f.write_all(&chunk).unwrap();
-        if !in_flight("crash/").is_empty() {
-            started = true;
-            break;
-        }
     }
-    assert!(started, "no multipart upload started after 64 MiB");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while in_flight("crash/").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !in_flight("crash/").is_empty(),
+        "no multipart upload started after 16 MiB and 20 s"
+    );
     d.kill9();
     // The writer learns at once: the mount is gone, not silently dropping data.
     let err = f.write_all(&chunk).and_then(|()| f.sync_all()).unwrap_err();

@@ -13,7 +13,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use byos3::api::{ApiKeys, Server, ServerOptions};
+use byos3::api::Server;
 use byos3::client::{AttachSpec, Client, NewDisk, SandboxSpec};
 use byos3::s3::{Addressing, S3Client};
 use byos3_tests::{pattern, Garage};
@@ -59,12 +59,7 @@ fn main() -> Result<()> {
     let state = tempfile::Builder::new().prefix("byos3-demo-").tempdir()?;
     let t = step("start the byos3 API server (127.0.0.1, fresh state dir)");
     let key = byos3_tests::hex_string(16);
-    let mut opts = ServerOptions::new("127.0.0.1:0".parse()?, state.path().join("state"));
-    let mut keys = ApiKeys::new();
-    keys.add_env(&format!("demo={key}")).map_err(anyhow::Error::msg)?;
-    opts.api_keys = keys;
-    opts.generate_api_key = false;
-    opts.gateway.master_key.env_value = None;
+    let opts = byos3_tests::local_server_options(&state.path().join("state"), "demo", &key)?;
     let server = rt.block_on(Server::start(opts))?;
     let url = format!("http://{}", server.local_addr());
     done(t, &url);
