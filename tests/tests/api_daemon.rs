@@ -602,7 +602,14 @@ fn kill_9_mid_write_then_restart_cleans_the_mount_aborts_the_upload_and_remounts
         .into_iter()
         .map(|o| o.key)
         .collect();
-    assert_eq!(objects, vec!["crash/done.txt".to_string()], "no partial object");
+    if objects != vec!["crash/done.txt".to_string()] {
+        let meta = rt.block_on(s3.head_object("crash/big.bin"));
+        panic!(
+            "partial object: {objects:?} {meta:?}\nserve log:\n{}\ngarage log:\n{}",
+            d.log_text(),
+            g.log()
+        );
+    }
     assert_eq!(
         std::fs::read(mnt.join("done.txt")).unwrap(),
         b"finished before the crash"

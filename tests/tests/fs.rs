@@ -533,3 +533,23 @@ fn randomized_operations_match_a_local_directory() {
         }
     }
 }
+
+#[test]
+fn a_child_process_closing_an_inherited_descriptor_does_not_publish_a_half_written_file() {
+    // Spawning any process copies the descriptor table; the child's exec
+    // closes its copy of the open file, and the kernel sends a flush for
+    // that close. Only the writer's own close may upload.
+    use std::io::Write;
+    let env = Env::start();
+    let m = env.mount("fork", opts());
+    let mut f = std::fs::File::create(m.p("half.bin")).unwrap();
+    f.write_all(&pattern(MIB, 1)).unwrap();
+    let st = std::process::Command::new("true").status().unwrap();
+    assert!(st.success());
+    assert!(env.get("fork/half.bin").is_none(), "published by a child's close");
+    f.write_all(&pattern(MIB, 2)).unwrap();
+    drop(f);
+    let mut want = pattern(MIB, 1);
+    want.extend(pattern(MIB, 2));
+    assert!(env.get("fork/half.bin").unwrap() == want);
+}

@@ -42,10 +42,39 @@ pub(crate) enum Handle {
     Write {
         ino: u64,
         w: Arc<tokio::sync::Mutex<WriteHandle>>,
+        writers: Arc<WriterPids>,
     },
     Dir {
         entries: Arc<Vec<DirEntry>>,
     },
+}
+
+/// The processes that opened or wrote through one write handle. The kernel
+/// sends a flush for every `close` of every copy of the descriptor, also
+/// when a process that never wrote drops an inherited copy (a fork's child
+/// closing its copy at `exec`). Only a flush from one of these processes
+/// uploads; the others would publish a half-written file.
+pub(crate) struct WriterPids(Mutex<Vec<u32>>);
+
+impl WriterPids {
+    /// Past this many distinct writers every flush counts: the list stays small.
+    const MAX: usize = 64;
+
+    fn new(opener: u32) -> Self {
+        Self(Mutex::new(vec![opener]))
+    }
+
+    fn note(&self, pid: u32) {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !v.contains(&pid) && v.len() <= Self::MAX {
+            v.push(pid);
+        }
+    }
+
+    fn contains(&self, pid: u32) -> bool {
+        let v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        v.len() > Self::MAX || v.contains(&pid)
+    }
 }
 
 pub(crate) struct Core {
@@ -400,7 +429,7 @@ impl Core {
 
     // ---- files ----
 
-    pub async fn create(&self, parent: u64, name: &str) -> Result<(Node, u64), Errno> {
+    pub async fn create(&self, parent: u64, name: &str, pid: u32) -> Result<(Node, u64), Errno> {
         self.ro()?;
         if !valid_name(name) {
             return Err(if name.len() > 255 {
@@ -436,11 +465,12 @@ impl Core {
         let fh = self.add_handle(Handle::Write {
             ino: node.ino,
             w: Arc::new(tokio::sync::Mutex::new(w)),
+            writers: Arc::new(WriterPids::new(pid)),
         });
         Ok((self.node(node.ino)?, fh))
     }
 
-    pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> Result<u64, Errno> {
+    pub async fn open(&self, ino: u64, write: bool, truncate: bool, pid: u32) -> Result<u64, Errno> {
         let n = self.node(ino)?;
         if n.meta.kind == Kind::Dir {
             return Err(libc::EISDIR);
@@ -489,6 +519,7 @@ impl Core {
         Ok(self.add_handle(Handle::Write {
             ino,
             w: Arc::new(tokio::sync::Mutex::new(w)),
+            writers: Arc::new(WriterPids::new(pid)),
         }))
     }
 
@@ -524,7 +555,7 @@ impl Core {
     pub async fn read(&self, fh: u64, offset: u64, len: u32) -> Result<Bytes, Errno> {
         let out = match self.handle(fh)? {
             Handle::Read { pf, .. } => pf.read(offset, len).await,
-            Handle::Write { ino, w } => {
+            Handle::Write { ino, w, .. } => {
                 let key = self.key(&self.node(ino)?.path);
                 w.lock().await.read(&key, offset, len).await
             }
@@ -534,10 +565,11 @@ impl Core {
         Ok(out)
     }
 
-    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
-        let Handle::Write { ino, w } = self.handle(fh)? else {
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8], pid: u32) -> Result<u32, Errno> {
+        let Handle::Write { ino, w, writers } = self.handle(fh)? else {
             return Err(libc::EBADF);
         };
+        writers.note(pid);
         let mut w = w.lock().await;
         let key = self.key(&self.node(ino)?.path);
         w.write(&key, offset, data).await?;
@@ -550,9 +582,18 @@ impl Core {
         Ok(data.len() as u32)
     }
 
+    /// Whether a flush sent on behalf of `pid` should upload: it comes from
+    /// a process that opened or wrote through the handle (see [`WriterPids`]).
+    pub fn flush_counts(&self, fh: u64, pid: u32) -> bool {
+        match self.handle(fh) {
+            Ok(Handle::Write { writers, .. }) => writers.contains(pid),
+            _ => true,
+        }
+    }
+
     /// Uploads what a handle changed (`flush` on close, and `fsync`).
     pub async fn flush(&self, fh: u64) -> Result<(), Errno> {
-        let Handle::Write { ino, w } = self.handle(fh)? else {
+        let Handle::Write { ino, w, .. } = self.handle(fh)? else {
             return Ok(());
         };
         let mut w = w.lock().await;
@@ -604,7 +645,7 @@ impl Core {
         let Some(h) = self.take_handle(fh) else { return Ok(()) };
         let ino = match h {
             Handle::Read { ino, .. } => Some(ino),
-            Handle::Write { ino, w } => {
+            Handle::Write { ino, w, .. } => {
                 let mut w = w.lock().await;
                 let mut result = Ok(());
                 if w.is_dirty() {

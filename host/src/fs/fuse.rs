@@ -263,12 +263,13 @@ impl fuser::Filesystem for Fs {
         });
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.acc_mode() != fuser::OpenAccMode::O_RDONLY;
         let truncate = flags.0 & libc::O_TRUNC != 0;
+        let pid = req.pid();
         let c = self.ctx();
         self.spawn(async move {
-            match c.core.open(ino.0, write, truncate).await {
+            match c.core.open(ino.0, write, truncate, pid).await {
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
                 Err(e) => reply.error(errno(e)),
             }
@@ -277,7 +278,7 @@ impl fuser::Filesystem for Fs {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         _mode: u32,
@@ -288,9 +289,10 @@ impl fuser::Filesystem for Fs {
         let Some(name) = name_str(name) else {
             return reply.error(Errno::EINVAL);
         };
+        let pid = req.pid();
         let c = self.ctx();
         self.spawn(async move {
-            match c.core.create(parent.0, &name).await {
+            match c.core.create(parent.0, &name, pid).await {
                 Ok((n, fh)) => reply.created(&c.ttl, &c.attr(&n), Generation(0), FileHandle(fh), FopenFlags::empty()),
                 Err(e) => reply.error(errno(e)),
             }
@@ -319,7 +321,7 @@ impl fuser::Filesystem for Fs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -331,16 +333,22 @@ impl fuser::Filesystem for Fs {
     ) {
         let c = self.ctx();
         let data = data.to_vec();
+        let pid = req.pid();
         self.spawn(async move {
-            match c.core.write(fh.0, offset, &data).await {
+            match c.core.write(fh.0, offset, &data, pid).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(errno(e)),
             }
         });
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(&self, req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         let c = self.ctx();
+        if !c.core.flush_counts(fh.0, req.pid()) {
+            // An inherited copy closed by a process that never wrote: the
+            // writer's own close (or the last release) uploads.
+            return reply.ok();
+        }
         self.spawn(async move {
             match c.core.flush(fh.0).await {
                 Ok(()) => reply.ok(),
@@ -350,7 +358,14 @@ impl fuser::Filesystem for Fs {
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        self.flush(_req, _ino, fh, LockOwner(0), reply);
+        // An explicit request: uploads whoever asks.
+        let c = self.ctx();
+        self.spawn(async move {
+            match c.core.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
     }
 
     fn release(
