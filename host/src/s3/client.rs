@@ -1034,7 +1034,7 @@ impl S3Client {
             self.inner.stats.errors[op.index()].fetch_add(1, Ordering::Relaxed);
             return Err(S3Error::Service {
                 operation: op.name(),
-                source,
+                source: Box::new(source),
             });
         }
         Ok(body)
@@ -1104,7 +1104,7 @@ impl S3Client {
                     (
                         S3Error::Service {
                             operation: op.name(),
-                            source,
+                            source: Box::new(source),
                         },
                         retry,
                     )

@@ -185,9 +185,10 @@ pub enum S3Error {
     Service {
         /// The S3 operation ([`Operation::name`](super::Operation::name)).
         operation: &'static str,
-        /// What the service said.
+        /// What the service said (boxed: it is by far the largest variant,
+        /// and every `Result` of the client carries its size).
         #[source]
-        source: ServiceError,
+        source: Box<ServiceError>,
     },
     /// No connection could be made (DNS, refused, TLS handshake, or an address the policy forbids).
     #[error("{operation}: could not connect to {host}: {reason}")]
@@ -267,7 +268,7 @@ impl S3Error {
     /// The service error, if the service answered.
     pub fn service(&self) -> Option<&ServiceError> {
         match self {
-            S3Error::Service { source, .. } => Some(source),
+            S3Error::Service { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }
