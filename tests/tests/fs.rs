@@ -553,3 +553,28 @@ fn a_child_process_closing_an_inherited_descriptor_does_not_publish_a_half_writt
     want.extend(pattern(MIB, 2));
     assert!(env.get("fork/half.bin").unwrap() == want);
 }
+
+#[test]
+fn renaming_an_object_above_the_single_copy_limit_copies_it_in_parts() {
+    // AWS copies at most 5 GiB per CopyObject; the same path runs here on
+    // a store whose limit is set to 8 MiB, with a 20 MiB file.
+    use byos3::s3::{Addressing, Operation, Quirks, S3Client};
+    let env = Env::start();
+    let mut cfg = env.garage.client_config(Addressing::Path);
+    let quirks = Quirks {
+        max_copy_object_size: 8 * MIB as u64,
+        ..cfg.endpoint.quirks().clone()
+    };
+    cfg.endpoint = cfg.endpoint.with_quirks(quirks);
+    let client = S3Client::new(cfg).unwrap();
+    let data = pattern(20 * MIB + 7, 3);
+    env.put("mpc/big.bin", &data);
+    let m = env.mount_with(client.clone(), "mpc", opts());
+    std::fs::rename(m.p("big.bin"), m.p("moved.bin")).unwrap();
+    assert!(env.get("mpc/moved.bin").unwrap() == data);
+    assert!(env.get("mpc/big.bin").is_none());
+    let st = client.stats();
+    assert_eq!(st.requests(Operation::UploadPartCopy), 3, "8 + 8 + 4 MiB");
+    assert_eq!(st.requests(Operation::CopyObject), 0);
+    assert_eq!(std::fs::read(m.p("moved.bin")).unwrap().len(), data.len());
+}

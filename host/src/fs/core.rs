@@ -943,16 +943,21 @@ impl Core {
 
 /// Server-side copy; above 5 GiB as a multipart copy.
 async fn copy_object(client: S3Client, from: String, to: String, size: u64) -> Result<(), Errno> {
-    const SINGLE_COPY_MAX: u64 = 5 * 1024 * 1024 * 1024;
-    if size <= SINGLE_COPY_MAX {
+    let q = client.endpoint().quirks().clone();
+    if size <= q.max_copy_object_size {
         client.copy_object(&from, &to, None).await.map_err(|e| s3_errno(&e))?;
         return Ok(());
     }
-    let q = client.endpoint().quirks().clone();
     if !q.upload_part_copy {
         return Err(libc::EXDEV);
     }
-    let part = (512 * 1024 * 1024u64).max(size.div_ceil(u64::from(q.max_parts)));
+    // Parts of up to 512 MiB (never more than one CopyObject may copy),
+    // enough of them to stay within the part count.
+    let part = q
+        .max_copy_object_size
+        .min(512 * 1024 * 1024)
+        .max(q.min_part_size)
+        .max(size.div_ceil(u64::from(q.max_parts.max(1))));
     let id = client
         .create_multipart_upload(&to, &Default::default())
         .await

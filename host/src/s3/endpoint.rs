@@ -37,6 +37,10 @@ pub struct Quirks {
     pub upload_part_copy: bool,
     /// CopyObject is supported (rename needs it).
     pub copy_object: bool,
+    /// The largest object one CopyObject copies (AWS: 5 GiB); larger ones
+    /// are copied in parts with UploadPartCopy. Not settable by plugins yet:
+    /// contract v1 has no quirk for it.
+    pub max_copy_object_size: u64,
 }
 
 impl Default for Quirks {
@@ -49,6 +53,7 @@ impl Default for Quirks {
             min_part_size: 5 * 1024 * 1024,
             upload_part_copy: true,
             copy_object: true,
+            max_copy_object_size: 5 * 1024 * 1024 * 1024,
         }
     }
 }
