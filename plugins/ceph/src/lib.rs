@@ -4,9 +4,7 @@
 //! zonegroup's api_name says otherwise: then give that as region).
 
 use byos3_plugin_sdk::cases::{self, config, ConfigExt};
-use byos3_plugin_sdk::{
-    cfg, config_error, endpoint, url, Addressing, ConfigError, DiskConfig, Endpoint, ProviderInfo, ResolveCase,
-};
+use byos3_plugin_sdk::{Addressing, ConfigError, DiskConfig, Endpoint, ProviderInfo, ResolveCase};
 
 pub struct Ceph;
 
@@ -28,17 +26,13 @@ impl byos3_plugin_sdk::Provider for Ceph {
     }
 
     fn resolve(c: &DiskConfig) -> Result<Endpoint, ConfigError> {
-        cfg::check_bucket(&c.bucket)?;
-        cfg::only_options(c, &[])?;
-        let url = url::endpoint_of(c)?.ok_or_else(|| {
-            config_error(
-                "endpoint",
-                "Ceph RGW needs the gateway's endpoint, e.g. http://rgw.internal:7480",
-            )
-        })?;
-        let region = cfg::region_or(c, "us-east-1")?;
-        let addressing = cfg::addressing(c, &url, true)?;
-        Ok(endpoint(url.to_url(), region, addressing, vec![]))
+        byos3_plugin_sdk::endpoint_required(
+            c,
+            "Ceph RGW needs the gateway's endpoint, e.g. http://rgw.internal:7480",
+            "us-east-1",
+            true,
+            vec![],
+        )
     }
 }
 

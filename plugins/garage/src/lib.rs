@@ -3,9 +3,7 @@
 //! default (virtual hosts need `root_domain`).
 
 use byos3_plugin_sdk::cases::{self, config, ConfigExt};
-use byos3_plugin_sdk::{
-    cfg, config_error, endpoint, url, Addressing, ConfigError, DiskConfig, Endpoint, ProviderInfo, ResolveCase,
-};
+use byos3_plugin_sdk::{Addressing, ConfigError, DiskConfig, Endpoint, ProviderInfo, ResolveCase};
 
 pub struct Garage;
 
@@ -25,17 +23,13 @@ impl byos3_plugin_sdk::Provider for Garage {
     }
 
     fn resolve(c: &DiskConfig) -> Result<Endpoint, ConfigError> {
-        cfg::check_bucket(&c.bucket)?;
-        cfg::only_options(c, &[])?;
-        let url = url::endpoint_of(c)?.ok_or_else(|| {
-            config_error(
-                "endpoint",
-                "Garage needs the S3 API endpoint, e.g. http://garage.internal:3900",
-            )
-        })?;
-        let region = cfg::region_or(c, "garage")?;
-        let addressing = cfg::addressing(c, &url, true)?;
-        Ok(endpoint(url.to_url(), region, addressing, vec![]))
+        byos3_plugin_sdk::endpoint_required(
+            c,
+            "Garage needs the S3 API endpoint, e.g. http://garage.internal:3900",
+            "garage",
+            true,
+            vec![],
+        )
     }
 }
 

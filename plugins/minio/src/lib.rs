@@ -3,9 +3,7 @@
 //! `us-east-1` (MinIO's default `MINIO_REGION`).
 
 use byos3_plugin_sdk::cases::{self, config, ConfigExt};
-use byos3_plugin_sdk::{
-    cfg, config_error, endpoint, url, Addressing, ConfigError, DiskConfig, Endpoint, ProviderInfo, ResolveCase,
-};
+use byos3_plugin_sdk::{Addressing, ConfigError, DiskConfig, Endpoint, ProviderInfo, ResolveCase};
 
 pub struct Minio;
 
@@ -25,17 +23,13 @@ impl byos3_plugin_sdk::Provider for Minio {
     }
 
     fn resolve(c: &DiskConfig) -> Result<Endpoint, ConfigError> {
-        cfg::check_bucket(&c.bucket)?;
-        cfg::only_options(c, &[])?;
-        let url = url::endpoint_of(c)?.ok_or_else(|| {
-            config_error(
-                "endpoint",
-                "MinIO needs the server's endpoint URL, e.g. http://minio.internal:9000",
-            )
-        })?;
-        let region = cfg::region_or(c, "us-east-1")?;
-        let addressing = cfg::addressing(c, &url, true)?;
-        Ok(endpoint(url.to_url(), region, addressing, vec![]))
+        byos3_plugin_sdk::endpoint_required(
+            c,
+            "MinIO needs the server's endpoint URL, e.g. http://minio.internal:9000",
+            "us-east-1",
+            true,
+            vec![],
+        )
     }
 }
 

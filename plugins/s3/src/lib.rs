@@ -6,9 +6,7 @@
 //! Unknown stores often reject checksum headers, so none are sent.
 
 use byos3_plugin_sdk::cases::{self, config, ConfigExt};
-use byos3_plugin_sdk::{
-    cfg, config_error, endpoint, url, Addressing, ConfigError, DiskConfig, Endpoint, ProviderInfo, Quirk, ResolveCase,
-};
+use byos3_plugin_sdk::{Addressing, ConfigError, DiskConfig, Endpoint, ProviderInfo, Quirk, ResolveCase};
 
 pub struct Generic;
 
@@ -32,17 +30,13 @@ impl byos3_plugin_sdk::Provider for Generic {
     }
 
     fn resolve(c: &DiskConfig) -> Result<Endpoint, ConfigError> {
-        cfg::check_bucket(&c.bucket)?;
-        cfg::only_options(c, &[])?;
-        let url = url::endpoint_of(c)?.ok_or_else(|| {
-            config_error(
-                "endpoint",
-                "the generic S3 provider needs an endpoint URL (https://host[:port])",
-            )
-        })?;
-        let region = cfg::region_or(c, "us-east-1")?;
-        let addressing = cfg::addressing(c, &url, false)?;
-        Ok(endpoint(url.to_url(), region, addressing, quirks()))
+        byos3_plugin_sdk::endpoint_required(
+            c,
+            "the generic S3 provider needs an endpoint URL (https://host[:port])",
+            "us-east-1",
+            false,
+            quirks(),
+        )
     }
 }
 

@@ -111,6 +111,26 @@ pub fn endpoint(
     }
 }
 
+/// The resolution of a store at an endpoint the user must give (self-hosted
+/// stores, the generic provider): the bucket name checked, no options of its
+/// own, `missing` as the message when there is no endpoint, the user's region
+/// or `default_region`, path style unless virtual hosts are the default
+/// (`default_path`) or cannot work.
+pub fn endpoint_required(
+    c: &DiskConfig,
+    missing: &str,
+    default_region: &str,
+    default_path: bool,
+    quirks: Vec<Quirk>,
+) -> Result<Endpoint, ConfigError> {
+    cfg::check_bucket(&c.bucket)?;
+    cfg::only_options(c, &[])?;
+    let url = url::endpoint_of(c)?.ok_or_else(|| config_error("endpoint", missing))?;
+    let region = cfg::region_or(c, default_region)?;
+    let addressing = cfg::addressing(c, &url, default_path)?;
+    Ok(endpoint(url.to_url(), region, addressing, quirks))
+}
+
 /// An option description.
 pub fn option(name: &str, description: &str) -> OptionInfo {
     OptionInfo {
