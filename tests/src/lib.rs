@@ -30,6 +30,16 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(home).join(".cache/byos3")
 }
 
+/// The runtime of a test: two workers (the machines have two cores), every
+/// driver on. Garage and FUSE mounts run outside it.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// Options of an in-process API server on 127.0.0.1 (a free port) for the
 /// benchmarks and the demo: one tenant holding `key`, a fresh master key
 /// made in `state_dir`, the shared compiled-plugin cache.

@@ -28,11 +28,7 @@ impl Fixture {
             ..MountOptions::default()
         };
         let manager = Arc::new(MountManager::new(resolver, opts));
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = byos3_tests::runtime();
         Self {
             garage,
             manager,

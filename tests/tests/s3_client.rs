@@ -6,19 +6,11 @@ use byos3::s3::{
     Addressing, ClientConfig, Credentials, Endpoint, Operation, Payload, PutOptions, RawRequest, RetryPolicy, S3Client,
 };
 use byos3_tests::proxy::{Fault, FaultProxy};
-use byos3_tests::{pattern, Garage};
+use byos3_tests::{pattern, runtime as rt, Garage};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 
 const MIB: usize = 1024 * 1024;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 async fn exercise_every_operation(client: &S3Client) {
     client.head_bucket().await.expect("HeadBucket");

@@ -12,11 +12,7 @@ const MIB: u64 = 1024 * 1024;
 #[test]
 fn get_of_512_mib_keeps_peak_rss_under_64_mib() {
     let garage = Garage::start().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = byos3_tests::runtime();
     rt.block_on(async {
         let client = garage.client(Addressing::Path);
         // Upload 64 parts of 8 MiB, one at a time, from one reused pattern

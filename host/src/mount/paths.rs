@@ -85,6 +85,26 @@ fn check_text(field: &'static str, s: &str) -> Result<(), PathError> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MountPath(String);
 
+/// The components of a `/`-separated path with empty and `.` ones dropped;
+/// `..` and components over 255 bytes are refused.
+fn segments<'a>(field: &'static str, raw: &'a str) -> Result<Vec<&'a str>, PathError> {
+    let mut parts = Vec::new();
+    for seg in raw.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                return Err(PathError::DotDot {
+                    field,
+                    value: raw.to_string(),
+                })
+            }
+            s if s.len() > 255 => return Err(PathError::ComponentTooLong { field }),
+            s => parts.push(s),
+        }
+    }
+    Ok(parts)
+}
+
 impl MountPath {
     /// Validates and normalises a mount path as a user gave it (`/mnt//data/.` becomes `/mnt/data`).
     pub fn parse(raw: &str) -> Result<Self, PathError> {
@@ -92,20 +112,7 @@ impl MountPath {
         if !raw.starts_with('/') {
             return Err(PathError::NotAbsolute(raw.to_string()));
         }
-        let mut parts = Vec::new();
-        for seg in raw.split('/') {
-            match seg {
-                "" | "." => {}
-                ".." => {
-                    return Err(PathError::DotDot {
-                        field: "mount_path",
-                        value: raw.to_string(),
-                    })
-                }
-                s if s.len() > 255 => return Err(PathError::ComponentTooLong { field: "mount_path" }),
-                s => parts.push(s),
-            }
-        }
+        let parts = segments("mount_path", raw)?;
         if parts.is_empty() {
             return Err(PathError::Root);
         }
@@ -176,20 +183,7 @@ impl SubPath {
         if raw.starts_with('/') {
             return Err(PathError::SubPathAbsolute(raw.to_string()));
         }
-        let mut parts = Vec::new();
-        for seg in raw.split('/') {
-            match seg {
-                "" | "." => {}
-                ".." => {
-                    return Err(PathError::DotDot {
-                        field: "sub_path",
-                        value: raw.to_string(),
-                    })
-                }
-                s if s.len() > 255 => return Err(PathError::ComponentTooLong { field: "sub_path" }),
-                s => parts.push(s),
-            }
-        }
+        let parts = segments("sub_path", raw)?;
         if parts.is_empty() {
             return Ok(Self(String::new()));
         }

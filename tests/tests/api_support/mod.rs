@@ -352,14 +352,7 @@ impl Drop for Daemon {
     }
 }
 
-/// A multi-threaded runtime for a test (Garage must start outside it).
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+pub use byos3_tests::runtime;
 
 /// Whether `haystack` contains `needle` as bytes.
 pub fn contains(haystack: &[u8], needle: &str) -> bool {

@@ -21,11 +21,7 @@ pub struct Env {
 impl Env {
     pub fn start() -> Env {
         let garage = Garage::start().expect("Garage starts (run scripts/setup)");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = byos3_tests::runtime();
         let s3 = garage.client(Addressing::Path);
         Env { garage, rt, s3 }
     }

@@ -40,13 +40,7 @@ pub fn files_with(fixtures: &[&str]) -> Vec<PathBuf> {
     files
 }
 
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+pub use byos3_tests::runtime;
 
 /// A compiled-plugin cache shared by the tests (and kept between runs).
 pub fn cache() -> PathBuf {
