@@ -441,18 +441,21 @@ impl MountManager {
     pub fn metrics(&self) -> Vec<MountMetrics> {
         self.table()
             .iter()
-            .map(|e| MountMetrics {
-                request: e.request.clone(),
-                status: e.status,
-                s3: e.client.stats(),
-                bytes_read: e.handle.as_ref().map_or(0, |h| h.io_bytes().0),
-                bytes_written: e.handle.as_ref().map_or(0, |h| h.io_bytes().1),
-                prefetch_memory_in_use: e
-                    .handle
-                    .as_ref()
-                    .map_or(0, |h| self.options.memory_budget.saturating_sub(h.memory_available())),
-                staged_bytes: e.handle.as_ref().map_or(0, MountHandle::staged_bytes),
-                uploads_in_flight: e.journal.as_ref().map_or(0, |j| j.len() as u64),
+            .map(|e| {
+                let (bytes_read, bytes_written) = e.handle.as_ref().map_or((0, 0), MountHandle::io_bytes);
+                MountMetrics {
+                    request: e.request.clone(),
+                    status: e.status,
+                    s3: e.client.stats(),
+                    bytes_read,
+                    bytes_written,
+                    prefetch_memory_in_use: e
+                        .handle
+                        .as_ref()
+                        .map_or(0, |h| h.buffer_budget().saturating_sub(h.memory_available())),
+                    staged_bytes: e.handle.as_ref().map_or(0, MountHandle::staged_bytes),
+                    uploads_in_flight: e.journal.as_ref().map_or(0, |j| j.len() as u64),
+                }
             })
             .collect()
     }
