@@ -4,7 +4,7 @@
 use std::fmt;
 use std::ops::Range;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
@@ -475,6 +475,8 @@ struct Inner {
     /// Why the last request was refused for its credentials; cleared by
     /// the next success. What a mount's health check reports.
     auth_failure: Mutex<Option<String>>,
+    /// Whether `auth_failure` is set, so successes need not lock to clear it.
+    auth_failed: AtomicBool,
     uploads: RwLock<Option<Arc<dyn UploadObserver>>>,
 }
 
@@ -508,6 +510,7 @@ impl S3Client {
                 sign_payload: cfg.sign_payload,
                 stats: ClientStats::default(),
                 auth_failure: Mutex::new(None),
+                auth_failed: AtomicBool::new(false),
                 uploads: RwLock::new(None),
             }),
         })
@@ -1160,12 +1163,14 @@ impl S3Client {
             e.code, e.message
         );
         *self.inner.auth_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        self.inner.auth_failed.store(true, Ordering::Release);
     }
 
+    /// Runs on every successful request: only a failure recorded before
+    /// costs a lock.
     fn clear_auth_failure(&self) {
-        let mut f = self.inner.auth_failure.lock().unwrap_or_else(|p| p.into_inner());
-        if f.is_some() {
-            *f = None;
+        if self.inner.auth_failed.swap(false, Ordering::AcqRel) {
+            *self.inner.auth_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
     }
 
