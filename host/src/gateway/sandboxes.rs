@@ -93,6 +93,30 @@ fn attach_failed(e: AttachError, mount_path: &MountPath) -> GatewayError {
 
 /// Records, mounts and reports one attachment; on failure nothing is left
 /// recorded or mounted.
+/// Mounts `disk` into the sandbox as `spec` says, with the disk's
+/// credentials; returns once the mount is usable.
+async fn mount(
+    state: &Arc<State>,
+    tenant: &str,
+    sandbox_id: &str,
+    disk: &DiskRecord,
+    spec: &AttachSpec,
+) -> Result<(), GatewayError> {
+    let client = disks::client_for(state, tenant, disk).await?;
+    let request = AttachRequest {
+        sandbox_id: sandbox_id.to_string(),
+        disk_id: disk.id.clone(),
+        mount_path: spec.mount_path.clone(),
+        sub_path: spec.sub_path.clone(),
+        read_only: spec.read_only,
+    };
+    state
+        .mounts
+        .attach(request, client)
+        .await
+        .map_err(|e| attach_failed(e, &spec.mount_path))
+}
+
 pub(crate) async fn attach_one(
     state: &Arc<State>,
     tenant: &str,
@@ -148,21 +172,7 @@ pub(crate) async fn attach_one(
             };
         }
     }
-    let request = AttachRequest {
-        sandbox_id: sandbox.id.clone(),
-        disk_id: disk.id.clone(),
-        mount_path: spec.mount_path.clone(),
-        sub_path: spec.sub_path.clone(),
-        read_only: spec.read_only,
-    };
-    let outcome = match disks::client_for(state, tenant, &disk).await {
-        Ok(client) => state
-            .mounts
-            .attach(request, client)
-            .await
-            .map_err(|e| attach_failed(e, &spec.mount_path)),
-        Err(e) => Err(e),
-    };
+    let outcome = mount(state, tenant, &sandbox.id, &disk, spec).await;
     let (t, sb, d, mp) = (
         tenant.to_string(),
         sandbox.id.clone(),
@@ -387,19 +397,13 @@ pub(crate) async fn reattach_all(state: &Arc<State>) {
                 .map_err(|e| GatewayError::bad_request("invalid_mount_path", e.to_string()))?;
             let sub_path = SubPath::parse(&r.sub_path)
                 .map_err(|e| GatewayError::bad_request("invalid_sub_path", e.to_string()))?;
-            let client = disks::client_for(state, &r.tenant, &disk).await?;
-            let request = AttachRequest {
-                sandbox_id: sb.id,
-                disk_id: disk.id,
-                mount_path: mount_path.clone(),
+            let spec = AttachSpec {
+                disk: disk.id.clone(),
+                mount_path,
                 sub_path,
                 read_only: r.read_only,
             };
-            state
-                .mounts
-                .attach(request, client)
-                .await
-                .map_err(|e| attach_failed(e, &mount_path))
+            mount(state, &r.tenant, &sb.id, &disk, &spec).await
         }
         .await;
         let (status, error) = match &outcome {
