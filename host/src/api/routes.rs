@@ -38,19 +38,18 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// The [`ROUTES`] template a request path falls under (`other` for none),
 /// so metrics labels stay few whatever paths clients send.
 pub(crate) fn template(path: &str) -> &'static str {
-    let segs: Vec<&str> = path.split('/').collect();
-    ROUTES
-        .iter()
-        .map(|(_, t)| *t)
-        .find(|t| {
-            let tsegs: Vec<&str> = t.split('/').collect();
-            tsegs.len() == segs.len()
-                && tsegs
-                    .iter()
-                    .zip(&segs)
-                    .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
-        })
-        .unwrap_or("other")
+    // Runs on every request: segments are compared in place, not collected.
+    let fits = |template: &str| {
+        let (mut t, mut p) = (template.split('/'), path.split('/'));
+        loop {
+            match (t.next(), p.next()) {
+                (None, None) => return true,
+                (Some(t), Some(s)) if t == s || (t.starts_with('{') && !s.is_empty()) => {}
+                _ => return false,
+            }
+        }
+    };
+    ROUTES.iter().map(|(_, t)| *t).find(|t| fits(t)).unwrap_or("other")
 }
 
 /// A method as a metrics label (unknown methods collapse into `other`).
@@ -318,4 +317,26 @@ pub(crate) fn pagination(req: &Request<Incoming>) -> Result<Page, ApiError> {
         seen.push(k);
     }
     Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template;
+
+    #[test]
+    fn request_paths_fall_under_their_route_template() {
+        for (path, want) in [
+            ("/healthz", "/healthz"),
+            ("/v1/disks", "/v1/disks"),
+            ("/v1/disks/disk_1", "/v1/disks/{id}"),
+            ("/v1/sandboxes/sb/disks", "/v1/sandboxes/{id}/disks"),
+            ("/v1/sandboxes/sb/disks/d", "/v1/sandboxes/{id}/disks/{disk_id}"),
+            ("/v1/disks/", "other"),
+            ("/v1/disks/a/b", "other"),
+            ("/nope", "other"),
+            ("", "other"),
+        ] {
+            assert_eq!(template(path), want, "{path}");
+        }
+    }
 }
