@@ -2,7 +2,8 @@
 //! server and the same objects: byos3's mount, the raw S3 client (the
 //! ceiling), and the peer mounts installed here (s3fs, rclone).
 //!
-//! Usage: `bench-fs --byos3 PATH/TO/byos3 [--size-mib 1024] [--files 1000] [--only byos3,s3fs,...]`
+//! Usage: `bench-fs --byos3 PATH/TO/byos3 [--size-mib 1024] [--files 1000] [--only byos3,s3fs,...]
+//! [--phases read1,read4,rand4k,rand256k,write,small,ls]` (`--phases` runs a subset, for profiling one).
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -15,12 +16,21 @@ use byos3_tests::{pattern, Garage};
 use rand::{Rng, SeedableRng};
 
 const MIB: u64 = 1024 * 1024;
+/// Random reads: (read size, count, which column).
+const RANDOM_READS: [(u64, usize, u8); 2] = [(4096, 2000, 0), (256 * 1024, 400, 1)];
 
 struct Args {
     byos3: PathBuf,
     size_mib: u64,
     files: usize,
     only: Option<Vec<String>>,
+    phases: Option<Vec<String>>,
+}
+
+impl Args {
+    fn runs(&self, phase: &str) -> bool {
+        self.phases.as_ref().is_none_or(|p| p.iter().any(|x| x == phase))
+    }
 }
 
 fn parse_args() -> Result<Args> {
@@ -29,6 +39,7 @@ fn parse_args() -> Result<Args> {
         size_mib: 1024,
         files: 1000,
         only: None,
+        phases: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -38,6 +49,7 @@ fn parse_args() -> Result<Args> {
             "--size-mib" => a.size_mib = val()?.parse()?,
             "--files" => a.files = val()?.parse()?,
             "--only" => a.only = Some(val()?.split(',').map(str::to_string).collect()),
+            "--phases" => a.phases = Some(val()?.split(',').map(str::to_string).collect()),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -259,32 +271,39 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
     let pid = m.child.id();
     end_phase(&mut row, pid, "start");
 
-    let t = Instant::now();
-    read_seq(&obj, 0..size)?;
-    row.seq_read_1 = Some(mbps(size, t.elapsed()));
-    end_phase(&mut row, pid, "read1");
-    drop_caches();
+    if args.runs("read1") {
+        let t = Instant::now();
+        read_seq(&obj, 0..size)?;
+        row.seq_read_1 = Some(mbps(size, t.elapsed()));
+        end_phase(&mut row, pid, "read1");
+        drop_caches();
+    }
 
-    let t = Instant::now();
-    std::thread::scope(|s| -> Result<()> {
-        let hs: Vec<_> = (0..4)
-            .map(|i| {
-                s.spawn({
-                    let obj = obj.clone();
-                    move || read_seq(&obj, i * size / 4..(i + 1) * size / 4)
+    if args.runs("read4") {
+        let t = Instant::now();
+        std::thread::scope(|s| -> Result<()> {
+            let hs: Vec<_> = (0..4)
+                .map(|i| {
+                    s.spawn({
+                        let obj = obj.clone();
+                        move || read_seq(&obj, i * size / 4..(i + 1) * size / 4)
+                    })
                 })
-            })
-            .collect();
-        for h in hs {
-            h.join().expect("reader thread")?;
-        }
-        Ok(())
-    })?;
-    row.seq_read_4 = Some(mbps(size, t.elapsed()));
-    end_phase(&mut row, pid, "read4");
-    drop_caches();
+                .collect();
+            for h in hs {
+                h.join().expect("reader thread")?;
+            }
+            Ok(())
+        })?;
+        row.seq_read_4 = Some(mbps(size, t.elapsed()));
+        end_phase(&mut row, pid, "read4");
+        drop_caches();
+    }
 
-    for (bs, n, slot) in [(4096u64, 2000usize, 0), (256 * 1024, 400, 1)] {
+    for (bs, n, slot) in RANDOM_READS {
+        if !args.runs(if slot == 0 { "rand4k" } else { "rand256k" }) {
+            continue;
+        }
         let mut f = std::fs::File::open(&obj)?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(bs);
         let mut buf = vec![0u8; bs as usize];
@@ -305,57 +324,63 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
         drop_caches();
     }
 
-    let data = pattern(MIB as usize, 9);
-    let t = Instant::now();
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(dir.join("written.bin"))?;
-        for _ in 0..args.size_mib {
-            f.write_all(&data)?;
+    if args.runs("write") {
+        let data = pattern(MIB as usize, 9);
+        let t = Instant::now();
+        {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(dir.join("written.bin"))?;
+            for _ in 0..args.size_mib {
+                f.write_all(&data)?;
+            }
+            f.sync_all()?;
         }
-        f.sync_all()?;
-    }
-    let elapsed = t.elapsed();
-    let stored = rt
-        .block_on(client.head_object("bench/written.bin"))
-        .map(|m| m.size)
-        .unwrap_or(0);
-    row.seq_write = Some(mbps(size, elapsed));
-    end_phase(&mut row, pid, "write");
-    if stored != size {
-        row.note
-            .push_str(&format!("write: object has {stored} bytes after fsync+close; "));
+        let elapsed = t.elapsed();
+        let stored = rt
+            .block_on(client.head_object("bench/written.bin"))
+            .map(|m| m.size)
+            .unwrap_or(0);
+        row.seq_write = Some(mbps(size, elapsed));
+        end_phase(&mut row, pid, "write");
+        if stored != size {
+            row.note
+                .push_str(&format!("write: object has {stored} bytes after fsync+close; "));
+        }
     }
 
-    let small = dir.join(format!("small-{kind}"));
-    std::fs::create_dir(&small)?;
-    let body = pattern(4096, 3);
-    let t = Instant::now();
-    for i in 0..args.files {
-        let mut f = std::fs::File::create(small.join(format!("f{i:05}")))?;
-        f.write_all(&body)?;
+    if args.runs("small") {
+        let small = dir.join(format!("small-{kind}"));
+        std::fs::create_dir(&small)?;
+        let body = pattern(4096, 3);
+        let t = Instant::now();
+        for i in 0..args.files {
+            let mut f = std::fs::File::create(small.join(format!("f{i:05}")))?;
+            f.write_all(&body)?;
+        }
+        row.small_files = Some(args.files as f64 / t.elapsed().as_secs_f64());
+        end_phase(&mut row, pid, "small");
     }
-    row.small_files = Some(args.files as f64 / t.elapsed().as_secs_f64());
-    end_phase(&mut row, pid, "small");
 
     // ls -l of the prepared directory (fresh mount state for it).
-    let t = Instant::now();
-    let out = Command::new("ls").arg("-l").arg(dir.join("listing")).output()?;
-    if !out.status.success() {
-        row.note.push_str("ls -l failed; ");
+    if args.runs("ls") {
+        let t = Instant::now();
+        let out = Command::new("ls").arg("-l").arg(dir.join("listing")).output()?;
+        if !out.status.success() {
+            row.note.push_str("ls -l failed; ");
+        }
+        let lines = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with('-'))
+            .count();
+        if lines != args.files {
+            row.note.push_str(&format!("ls -l saw {lines} files; "));
+        }
+        row.ls_l = Some(t.elapsed().as_secs_f64());
+        end_phase(&mut row, pid, "ls");
     }
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('-'))
-        .count();
-    if lines != args.files {
-        row.note.push_str(&format!("ls -l saw {lines} files; "));
-    }
-    row.ls_l = Some(t.elapsed().as_secs_f64());
-    end_phase(&mut row, pid, "ls");
     drop(m);
     // Leave the bucket as it was for the next mount.
     rt.block_on(async {
@@ -400,6 +425,24 @@ fn ceiling(args: &Args, client: &S3Client, rt: &tokio::runtime::Runtime) -> Resu
             r.expect("task")?;
         }
         row.seq_read_4 = Some(mbps(size, t.elapsed()));
+        // Random reads: one ranged GET of exactly the read, one after the
+        // other, at the offsets the mounts read.
+        for (bs, n, slot) in RANDOM_READS {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(bs);
+            let t = Instant::now();
+            for _ in 0..n {
+                let off = rng.gen_range(0..size - bs);
+                client
+                    .get_object_bytes("bench/seq.bin", Some(off..off + bs), bs as usize)
+                    .await?;
+            }
+            let ops = Some(n as f64 / t.elapsed().as_secs_f64());
+            if slot == 0 {
+                row.rand_4k = ops;
+            } else {
+                row.rand_256k = ops;
+            }
+        }
         // Multipart upload, 8 parts of 8 MiB in flight.
         let part = bytes::Bytes::from(pattern(8 * MIB as usize, 5));
         let t = Instant::now();
@@ -441,7 +484,7 @@ fn ceiling(args: &Args, client: &S3Client, rt: &tokio::runtime::Runtime) -> Resu
         }
         Ok::<_, anyhow::Error>(())
     })?;
-    row.note = "read 1 = one GET; read 4 = 16 ranged GETs at once; small files = sequential PUTs".into();
+    row.note = "read 1 = one GET; read 4 = 16 ranged GETs at once; random = one ranged GET per read; small files = sequential PUTs".into();
     Ok(row)
 }
 

@@ -14,9 +14,9 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::dns::Name;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 /// Decides which addresses the client may connect to (server-side request
 /// forgery defence). Checked after every DNS resolution, so a name that
@@ -128,7 +128,7 @@ pub enum TransportError {
 }
 
 pub(crate) type RequestBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector<PolicyResolver>>, RequestBody>;
+pub(crate) type HttpClient = Client<HttpsConnector<QuickAckConnector>, RequestBody>;
 
 /// Builds the pooled HTTP(S) client.
 pub(crate) fn build_client(cfg: &TransportConfig) -> Result<HttpClient, TransportError> {
@@ -146,11 +146,105 @@ pub(crate) fn build_client(cfg: &TransportConfig) -> Result<HttpClient, Transpor
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
+        .wrap_connector(QuickAckConnector(http));
     Ok(Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
         .pool_idle_timeout(cfg.pool_idle_timeout)
         .build(https))
+}
+
+/// The TCP connector whose connections acknowledge received data at once.
+///
+/// A server that leaves Nagle's algorithm on (Garage does) writes a
+/// response's headers, then holds a small body until they are
+/// acknowledged, while Linux delays that acknowledgement by up to 40 ms:
+/// a 4 KiB GET took 42 ms instead of 1. Acknowledging at once costs one
+/// small packet per read and removes the stall for any server.
+#[derive(Clone)]
+pub(crate) struct QuickAckConnector(HttpConnector<PolicyResolver>);
+
+impl tower_service::Service<hyper::Uri> for QuickAckConnector {
+    type Response = QuickAck;
+    type Error = <HttpConnector<PolicyResolver> as tower_service::Service<hyper::Uri>>::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<QuickAck, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move { connecting.await.map(QuickAck) })
+    }
+}
+
+/// A TCP connection that re-arms `TCP_QUICKACK` whenever it waits for data
+/// (the kernel drops back to delayed acknowledgements on its own).
+pub(crate) struct QuickAck(TokioIo<tokio::net::TcpStream>);
+
+impl QuickAck {
+    fn arm(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let on: libc::c_int = 1;
+            // SAFETY: a valid socket descriptor owned by this connection and
+            // an option value of the size passed. A failure only leaves the
+            // default acknowledgement timing, so it is ignored.
+            unsafe {
+                libc::setsockopt(
+                    self.0.inner().as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_QUICKACK,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+    }
+}
+
+impl hyper::rt::Read for QuickAck {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.arm();
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for QuickAck {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+}
+
+impl Connection for QuickAck {
+    fn connected(&self) -> Connected {
+        self.0.connected()
+    }
 }
 
 pub(crate) fn tls_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, TransportError> {
