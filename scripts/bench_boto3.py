@@ -2,8 +2,9 @@
 """The peer side of `scripts/bench s3`: the same transfers with boto3.
 
 Reads BENCH_ENDPOINT, BENCH_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-BENCH_SIZE (single-stream object bytes), BENCH_PAR_SIZE (each of 8 objects)
-and prints one JSON object of MB/s figures.
+BENCH_SIZE (single-stream object bytes), BENCH_PAR_SIZE (each of 8 objects),
+BENCH_SMALL_COUNT and BENCH_SMALL_SIZE (small objects moved one after the
+other) and prints one JSON object of MB/s figures (objects/s for the small ones).
 """
 import concurrent.futures as cf
 import json
@@ -62,4 +63,14 @@ with cf.ThreadPoolExecutor(8) as pool:
         return 8 * par_size
     out["put_8"] = timed(put8)
     out["get_8"] = timed(lambda: sum(pool.map(lambda i: get(f"bench/boto3-8-{i}"), range(8))))
+small_count = int(os.environ["BENCH_SMALL_COUNT"])
+small = os.urandom(int(os.environ["BENCH_SMALL_SIZE"]))
+t = time.perf_counter()
+for i in range(small_count):
+    s3.put_object(Bucket=bucket, Key=f"bench/boto3-s/{i}", Body=small)
+out["put_small"] = small_count / (time.perf_counter() - t)
+t = time.perf_counter()
+for i in range(small_count):
+    s3.get_object(Bucket=bucket, Key=f"bench/boto3-s/{i}")["Body"].read()
+out["get_small"] = small_count / (time.perf_counter() - t)
 print(json.dumps(out))

@@ -1,7 +1,9 @@
 //! `scripts/bench s3`: single-stream and 8-way GET/PUT throughput of the
 //! byos3 S3 client against the local Garage server, side by side with
 //! boto3 on the same server in the same run, and the server's own GET
-//! ceiling measured with curl of a presigned URL.
+//! ceiling measured with curl of a presigned URL; then small objects
+//! (4 KiB PUT and GET one after the other), where latency, not bandwidth,
+//! decides.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -15,6 +17,9 @@ use crate::{cache_dir, pattern, Garage};
 
 const MB: f64 = 1_000_000.0;
 const BLOCK: usize = 8 * 1024 * 1024;
+/// Small objects moved one after the other, and their size.
+const SMALL_COUNT: usize = 300;
+const SMALL_SIZE: usize = 4096;
 
 /// Sizes of the objects moved.
 pub struct S3BenchConfig {
@@ -91,7 +96,26 @@ pub fn run(cfg: &S3BenchConfig) -> Result<()> {
             total += h??;
         }
         let get_8 = mbps(total, t.elapsed());
-        anyhow::Ok([put_1, get_1, put_8, get_8])
+        let small = Bytes::from(pattern(SMALL_SIZE, 7));
+        let t = Instant::now();
+        for i in 0..SMALL_COUNT {
+            client
+                .put_object(
+                    &format!("bench/byos3-s/{i}"),
+                    Payload::Bytes(small.clone()),
+                    &PutOptions::default(),
+                )
+                .await?;
+        }
+        let put_small = SMALL_COUNT as f64 / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for i in 0..SMALL_COUNT {
+            client
+                .get_object_bytes(&format!("bench/byos3-s/{i}"), None, SMALL_SIZE)
+                .await?;
+        }
+        let get_small = SMALL_COUNT as f64 / t.elapsed().as_secs_f64();
+        anyhow::Ok([put_1, get_1, put_8, get_8, put_small, get_small])
     })?;
 
     let python = cache_dir().join("venv/bin/python");
@@ -105,6 +129,8 @@ pub fn run(cfg: &S3BenchConfig) -> Result<()> {
             .env("AWS_SECRET_ACCESS_KEY", &garage.secret_key)
             .env("BENCH_SIZE", cfg.size.to_string())
             .env("BENCH_PAR_SIZE", cfg.par_size.to_string())
+            .env("BENCH_SMALL_COUNT", SMALL_COUNT.to_string())
+            .env("BENCH_SMALL_SIZE", SMALL_SIZE.to_string())
             .output()
             .context("running the boto3 side")?;
         if !out.status.success() {
@@ -153,6 +179,20 @@ pub fn run(cfg: &S3BenchConfig) -> Result<()> {
         let ratio = p.map_or("-".to_string(), |p| format!("{:.2}", ours[i] / p));
         let ps = p.map_or("-".to_string(), |p| format!("{p:.0}"));
         println!("{:<22} {:>10.0} {:>10} {:>14}", name, ours[i], ps, ratio);
+    }
+    println!(
+        "\n{SMALL_COUNT} objects of {} KiB, one after the other (objects/s)",
+        SMALL_SIZE / 1024
+    );
+    for (i, (name, key)) in [("PUT small", "put_small"), ("GET small", "get_small")]
+        .iter()
+        .enumerate()
+    {
+        let ours = ours[4 + i];
+        let p = peer.as_ref().and_then(|v| v[*key].as_f64());
+        let ratio = p.map_or("-".to_string(), |p| format!("{:.2}", ours / p));
+        let ps = p.map_or("-".to_string(), |p| format!("{p:.0}"));
+        println!("{:<22} {:>10.0} {:>10} {:>14}", name, ours, ps, ratio);
     }
     match ceiling {
         Some(c) => println!(
