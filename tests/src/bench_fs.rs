@@ -71,6 +71,10 @@ struct Row {
     /// of the mount process in each phase: CPU time is far less
     /// sensitive than throughput to a busy machine.
     phases: Vec<(&'static str, f64, f64)>,
+    /// MiB the server sent during each read phase: what reading cost
+    /// the bucket, beside what the reader asked for.
+    served: Vec<(&'static str, f64)>,
+    served_mark: u64,
     note: String,
 }
 
@@ -119,7 +123,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 /// Records peak RSS and CPU time of the phase just finished and starts the next.
-fn end_phase(row: &mut Row, pid: u32, phase: &'static str) {
+fn end_phase(row: &mut Row, pid: u32, g: &Garage, phase: &'static str) {
     if let Some(p) = peak_rss(pid) {
         let cpu_before: f64 = row.phases.iter().map(|x| x.2).sum();
         let cpu = cpu_seconds(pid).map_or(0.0, |c| c - cpu_before);
@@ -127,6 +131,19 @@ fn end_phase(row: &mut Row, pid: u32, phase: &'static str) {
         row.peak_rss_mib = Some(row.peak_rss_mib.map_or(p, |q: f64| q.max(p)));
     }
     reset_peak_rss(pid);
+    let sent = g.pid().and_then(bytes_written).unwrap_or(0);
+    if phase.starts_with("read") || phase.starts_with("rand") {
+        row.served
+            .push((phase, sent.saturating_sub(row.served_mark) as f64 / MIB as f64));
+    }
+    row.served_mark = sent;
+}
+
+/// Bytes a process has passed to write(2) and friends, sockets included
+/// (`wchar` of /proc/PID/io): in a read phase, what the server sent.
+fn bytes_written(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix("wchar: ")?.trim().parse().ok())
 }
 
 /// A mount process; unmounted and reaped on drop.
@@ -269,13 +286,13 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
     let m = start_mount(kind, args, g, &dir, work.path())?;
     let obj = dir.join("seq.bin");
     let pid = m.child.id();
-    end_phase(&mut row, pid, "start");
+    end_phase(&mut row, pid, g, "start");
 
     if args.runs("read1") {
         let t = Instant::now();
         read_seq(&obj, 0..size)?;
         row.seq_read_1 = Some(mbps(size, t.elapsed()));
-        end_phase(&mut row, pid, "read1");
+        end_phase(&mut row, pid, g, "read1");
         drop_caches();
     }
 
@@ -296,7 +313,7 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
             Ok(())
         })?;
         row.seq_read_4 = Some(mbps(size, t.elapsed()));
-        end_phase(&mut row, pid, "read4");
+        end_phase(&mut row, pid, g, "read4");
         drop_caches();
     }
 
@@ -316,10 +333,10 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
         let ops = n as f64 / t.elapsed().as_secs_f64();
         if slot == 0 {
             row.rand_4k = Some(ops);
-            end_phase(&mut row, pid, "rand4k");
+            end_phase(&mut row, pid, g, "rand4k");
         } else {
             row.rand_256k = Some(ops);
-            end_phase(&mut row, pid, "rand256k");
+            end_phase(&mut row, pid, g, "rand256k");
         }
         drop_caches();
     }
@@ -344,7 +361,7 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
             .map(|m| m.size)
             .unwrap_or(0);
         row.seq_write = Some(mbps(size, elapsed));
-        end_phase(&mut row, pid, "write");
+        end_phase(&mut row, pid, g, "write");
         if stored != size {
             row.note
                 .push_str(&format!("write: object has {stored} bytes after fsync+close; "));
@@ -361,7 +378,7 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
             f.write_all(&body)?;
         }
         row.small_files = Some(args.files as f64 / t.elapsed().as_secs_f64());
-        end_phase(&mut row, pid, "small");
+        end_phase(&mut row, pid, g, "small");
     }
 
     // ls -l of the prepared directory (fresh mount state for it).
@@ -379,7 +396,7 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
             row.note.push_str(&format!("ls -l saw {lines} files; "));
         }
         row.ls_l = Some(t.elapsed().as_secs_f64());
-        end_phase(&mut row, pid, "ls");
+        end_phase(&mut row, pid, g, "ls");
     }
     drop(m);
     // Leave the bucket as it was for the next mount.
@@ -595,6 +612,16 @@ fn main() -> Result<()> {
             fmt(r.peak_rss_mib, 0),
             r.note
         );
+    }
+    println!(
+        "\nMiB the server sent per read phase (the readers asked for read1 {size_mib}, read4 {size_mib}, rand4k {:.1}, rand256k {:.0}):",
+        (RANDOM_READS[0].0 * RANDOM_READS[0].1 as u64) as f64 / MIB as f64,
+        (RANDOM_READS[1].0 * RANDOM_READS[1].1 as u64) as f64 / MIB as f64,
+        size_mib = args.size_mib,
+    );
+    for r in rows.iter().filter(|r| !r.served.is_empty()) {
+        let served: Vec<String> = r.served.iter().map(|(p, mib)| format!("{p} {mib:.0}")).collect();
+        println!("  {:<20} {}", r.name, served.join("  "));
     }
     println!("\nper phase: peak RSS MiB / CPU seconds of the mount process:");
     for r in rows.iter().filter(|r| !r.phases.is_empty()) {

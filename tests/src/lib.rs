@@ -216,6 +216,11 @@ api_bind_addr = "127.0.0.1:{admin}"
         std::fs::read_to_string(self.dir.path().join("garage.log")).unwrap_or_default()
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `http://127.0.0.1:PORT`
     pub fn endpoint_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -86,6 +86,57 @@ fn random_offset_reads_match_the_source() {
     assert_eq!(free, budget, "memory budget fully released after close");
 }
 
+/// The kernel sends several readahead requests at once and FUSE threads
+/// answer them in any order, so a read can land just behind the window.
+/// Such a straggler is fetched on its own: the window keeps what it
+/// prefetched (re-starting it used to fetch up to a tenth of a large file
+/// twice).
+#[test]
+fn a_read_just_behind_the_prefetch_window_does_not_restart_it() {
+    use std::os::unix::fs::FileExt;
+    use std::os::unix::io::AsRawFd;
+    let env = Env::start();
+    let data = pattern(64 * MIB, 11);
+    env.put("straggler/obj", &data);
+    let m = env.mount("straggler", opts());
+    let received = || m.handle().stats().bytes_received;
+    let f = std::fs::File::open(m.p("obj")).unwrap();
+    let mut buf = vec![0u8; MIB];
+    for i in 0..40 {
+        f.read_exact_at(&mut buf, (i * MIB) as u64).unwrap();
+        assert!(buf == data[i * MIB..(i + 1) * MIB], "MiB {i}");
+    }
+    // Let the window's GETs finish, so a refetch would show in the count.
+    let mut last = received();
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = received();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    assert!(last > 44 * MIB as u64, "the window ran ahead of the reader: {last}");
+    // Drop the cached pages of what was read, so the kernel asks again.
+    // SAFETY: fadvise on a descriptor we own; only advice.
+    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 40 * MIB as i64, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0);
+    let mut small = vec![0u8; 4096];
+    let behind = 30 * MIB + 4096;
+    f.read_exact_at(&mut small, behind as u64).unwrap();
+    assert!(small == data[behind..behind + 4096], "the straggler's bytes");
+    for i in 40..64 {
+        f.read_exact_at(&mut buf, (i * MIB) as u64).unwrap();
+        assert!(buf == data[i * MIB..(i + 1) * MIB], "MiB {i}");
+    }
+    // The straggler may cost one FUSE read (up to 1 MiB), not the window.
+    let total = received();
+    assert!(
+        total <= 66 * MIB as u64,
+        "{total} bytes received for a 64 MiB file read once plus a straggler: the window was fetched again"
+    );
+}
+
 #[test]
 fn overwrite_truncate_and_append() {
     let env = Env::start();

@@ -28,6 +28,11 @@ const RANDOM_GRANULE: u64 = 64 * 1024;
 /// Consumed data kept behind the reader, for requests the kernel sends
 /// slightly out of order.
 const BACK_SLACK: u64 = 2 * 1024 * 1024;
+/// How far behind the window a read may land and still count as a
+/// straggler of the sequential stream (the kernel runs several readahead
+/// requests at once, and FUSE threads may answer them in any order)
+/// rather than a jump: fetched on its own, it leaves the window alone.
+const STRAGGLER_REACH: u64 = 16 * 1024 * 1024;
 
 /// What reading needs from the mount.
 #[derive(Clone)]
@@ -248,6 +253,15 @@ struct Pin {
     size: u64,
 }
 
+/// Where a read's bytes come from.
+enum Plan {
+    /// Segments of the window (or of a random read) that cover it.
+    Segments(Vec<Arc<Segment>>),
+    /// A read that landed just behind the window: fetched on its own,
+    /// conditional on this ETag.
+    Straggler(Option<String>),
+}
+
 /// One open file's reader.
 pub(crate) struct Prefetcher {
     ctx: ReadCtx,
@@ -316,7 +330,10 @@ impl Prefetcher {
             return Ok(Bytes::new());
         }
         let end = (offset + u64::from(len)).min(size);
-        let needed = self.plan(offset, end);
+        let needed = match self.plan(offset, end) {
+            Plan::Straggler(etag) => return self.fetch_straggler(offset..end, etag.as_deref()).await,
+            Plan::Segments(s) => s,
+        };
         if needed.len() == 1 {
             let s = &needed[0];
             return s.read(offset.max(s.range.start)..end.min(s.range.end)).await;
@@ -328,13 +345,42 @@ impl Prefetcher {
         Ok(out.freeze())
     }
 
-    /// Decides what to fetch for a read of `offset..end` and returns the
-    /// segments that hold it.
-    fn plan(&self, offset: u64, end: u64) -> Vec<Arc<Segment>> {
+    /// One GET of exactly `range`, outside the window. Its buffer is the
+    /// size of one FUSE read and lives only until the reply, like the
+    /// request buffers the budget's headroom is for.
+    async fn fetch_straggler(&self, range: Range<u64>, etag: Option<&str>) -> Result<Bytes, i32> {
+        let _slot = self.ctx.requests.acquire().await;
+        let limit = (range.end - range.start) as usize;
+        let fetch = async {
+            self.ctx
+                .client
+                .get_object(&self.key, Some(range.clone()), etag)
+                .await?
+                .body
+                .collect(limit, "GetObject")
+                .await
+        };
+        match fetch.await {
+            Ok(b) if b.len() == limit => Ok(b),
+            Ok(_) => Err(libc::EIO),
+            Err(e) if e.is_precondition_failed() => Err(libc::ESTALE),
+            Err(e) => {
+                tracing::warn!(key = %self.key, error = %e, "read failed");
+                Err(e.errno())
+            }
+        }
+    }
+
+    /// Decides what to fetch for a read of `offset..end`: the segments
+    /// that hold it, or a fetch of its own for a straggler.
+    fn plan(&self, offset: u64, end: u64) -> Plan {
         let Pin { etag, size } = self.pin.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let front = st.segments.front().map_or(st.next_fetch, |s| s.range.start);
         let fresh = st.segments.is_empty() && st.next_fetch == 0;
+        if !fresh && st.window > 0 && offset < front && front - offset <= STRAGGLER_REACH {
+            return Plan::Straggler(etag);
+        }
         let sequential = if fresh {
             offset < INITIAL_WINDOW
         } else {
@@ -343,13 +389,13 @@ impl Prefetcher {
         if !sequential {
             // A jump: drop the window and fetch only what this read needs.
             st.segments.clear();
-            let fetch_end = (offset + (end - offset).next_multiple_of(RANDOM_GRANULE)).min(size);
+            let fetch_end = end.max(offset + RANDOM_GRANULE).min(size);
             let (seg, memory) = Segment::start(&self.ctx, &self.key, etag.as_deref(), offset..fetch_end, None);
             st.last_memory = Some(memory);
             st.segments.push_back(seg.clone());
             st.next_fetch = fetch_end;
             st.window = 0;
-            return vec![seg];
+            return Plan::Segments(vec![seg]);
         }
         if fresh {
             st.window = INITIAL_WINDOW;
@@ -380,11 +426,13 @@ impl Prefetcher {
             st.segments.push_back(seg);
             st.next_fetch = b;
         }
-        st.segments
-            .iter()
-            .filter(|s| s.range.start < end && s.range.end > offset)
-            .cloned()
-            .collect()
+        Plan::Segments(
+            st.segments
+                .iter()
+                .filter(|s| s.range.start < end && s.range.end > offset)
+                .cloned()
+                .collect(),
+        )
     }
 }
 
