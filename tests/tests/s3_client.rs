@@ -528,6 +528,59 @@ fn https_endpoint_with_a_private_ca() {
     });
 }
 
+/// Plain HTTP bodies carry their SHA-256 in the signature; over TLS,
+/// which protects them already, they go unsigned.
+#[test]
+fn payloads_are_signed_over_http_and_sent_unsigned_over_tls() {
+    let garage = Garage::start().unwrap();
+    rt().block_on(async {
+        let proxy = FaultProxy::start(garage.port).await.unwrap();
+        let front = byos3_tests::tls::TlsFront::start(proxy.addr.port(), &["localhost"])
+            .await
+            .unwrap();
+        let body = Bytes::from_static(b"integrity");
+        let content_sha256 = |seen: &[byos3_tests::proxy::Seen]| {
+            let put = seen.iter().find(|s| s.method == "PUT").expect("a PUT went through");
+            put.headers
+                .iter()
+                .find(|(k, _)| k == "x-amz-content-sha256")
+                .map(|(_, v)| v.clone())
+                .expect("x-amz-content-sha256 sent")
+        };
+
+        let mut cfg = garage.client_config(Addressing::Path);
+        cfg.endpoint = Endpoint::new(&proxy.url(), &garage.region, Addressing::Path).unwrap();
+        let plain = S3Client::new(cfg.clone()).unwrap();
+        plain
+            .put_object("sig/plain", Payload::Bytes(body.clone()), &PutOptions::default())
+            .await
+            .unwrap();
+        let expected: String = {
+            use sha2::Digest;
+            sha2::Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect()
+        };
+        assert_eq!(content_sha256(&proxy.seen()), expected, "signed over http");
+        proxy.clear();
+
+        cfg.endpoint = Endpoint::new(
+            &format!("https://localhost:{}", front.port),
+            &garage.region,
+            Addressing::Path,
+        )
+        .unwrap();
+        cfg.transport.extra_ca_file = Some(front.ca_file.clone());
+        let tls = S3Client::new(cfg).unwrap();
+        tls.put_object("sig/tls", Payload::Bytes(body.clone()), &PutOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(content_sha256(&proxy.seen()), "UNSIGNED-PAYLOAD", "unsigned over tls");
+        assert_eq!(
+            &tls.get_object_bytes("sig/tls", None, 64).await.unwrap()[..],
+            b"integrity"
+        );
+    });
+}
+
 #[test]
 fn checksum_headers_are_sent_only_when_the_quirk_asks() {
     let garage = Garage::start().unwrap();

@@ -48,8 +48,11 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Longest pause allowed between two chunks of a response body.
     pub read_timeout: Duration,
-    /// Sign the SHA-256 of buffered bodies (streams are always sent as
-    /// `UNSIGNED-PAYLOAD`).
+    /// Sign the SHA-256 of buffered bodies sent over plain HTTP, where
+    /// nothing else protects them on the way. Over HTTPS, TLS does, and
+    /// hashing every byte again would cost about as much CPU as the
+    /// encryption, so bodies go as `UNSIGNED-PAYLOAD` (as AWS's SDKs send
+    /// them); streams are always `UNSIGNED-PAYLOAD`.
     pub sign_payload: bool,
 }
 
@@ -498,6 +501,7 @@ impl S3Client {
         }
         cfg.endpoint.check_bucket(&cfg.bucket)?;
         let http = build_client(&cfg.transport)?;
+        let sign_payload = cfg.sign_payload && !cfg.endpoint.is_https();
         Ok(Self {
             inner: Arc::new(Inner {
                 endpoint: cfg.endpoint,
@@ -507,7 +511,7 @@ impl S3Client {
                 retry: cfg.retry,
                 request_timeout: cfg.request_timeout,
                 read_timeout: cfg.read_timeout,
-                sign_payload: cfg.sign_payload,
+                sign_payload,
                 stats: ClientStats::default(),
                 auth_failure: Mutex::new(None),
                 auth_failed: AtomicBool::new(false),
