@@ -3,7 +3,7 @@
 //! ceiling), and the peer mounts installed here (s3fs, rclone).
 //!
 //! Usage: `bench-fs --byos3 PATH/TO/byos3 [--size-mib 1024] [--files 1000] [--only byos3,s3fs,...]
-//! [--phases read1,read4,rand4k,rand256k,write,small,ls]` (`--phases` runs a subset, for profiling one).
+//! [--phases read1,read4,rand4k,rand256k,write,small,ls,smallread]` (`--phases` runs a subset, for profiling one).
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -65,6 +65,7 @@ struct Row {
     rand_4k: Option<f64>,
     rand_256k: Option<f64>,
     small_files: Option<f64>,
+    small_read: Option<f64>,
     ls_l: Option<f64>,
     peak_rss_mib: Option<f64>,
     /// Peak RSS (the mount's VmHWM, reset between phases) and CPU seconds
@@ -398,6 +399,20 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
         row.ls_l = Some(t.elapsed().as_secs_f64());
         end_phase(&mut row, pid, g, "ls");
     }
+
+    // Reading the listed files back: one small GET each.
+    if args.runs("smallread") {
+        drop_caches();
+        let t = Instant::now();
+        for i in 0..args.files {
+            let n = std::fs::read(dir.join(format!("listing/f{i:05}")))?.len();
+            if n != 4096 {
+                bail!("listing/f{i:05} read {n} bytes, not 4096");
+            }
+        }
+        row.small_read = Some(args.files as f64 / t.elapsed().as_secs_f64());
+        end_phase(&mut row, pid, g, "smallread");
+    }
     drop(m);
     // Leave the bucket as it was for the next mount.
     rt.block_on(async {
@@ -493,6 +508,13 @@ fn ceiling(args: &Args, client: &S3Client, rt: &tokio::runtime::Runtime) -> Resu
                 .await?;
         }
         row.small_files = Some(args.files as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for i in 0..args.files {
+            client
+                .get_object_bytes(&format!("bench/listing/f{i:05}"), None, 4096)
+                .await?;
+        }
+        row.small_read = Some(args.files as f64 / t.elapsed().as_secs_f64());
         let keys: Vec<String> = (0..args.files)
             .map(|i| format!("bench/ceiling-small/f{i:05}"))
             .collect();
@@ -501,7 +523,7 @@ fn ceiling(args: &Args, client: &S3Client, rt: &tokio::runtime::Runtime) -> Resu
         }
         Ok::<_, anyhow::Error>(())
     })?;
-    row.note = "read 1 = one GET; read 4 = 16 ranged GETs at once; random = one ranged GET per read; small files = sequential PUTs".into();
+    row.note = "read 1 = one GET; read 4 = 16 ranged GETs at once; random = one ranged GET per read; small files = sequential PUTs, read back = sequential GETs".into();
     Ok(row)
 }
 
@@ -595,12 +617,12 @@ fn main() -> Result<()> {
         args.size_mib, args.files
     );
     println!(
-        "| mount | seq read 1 MiB/s | seq read 4 MiB/s | seq write MiB/s | rand 4K ops/s | rand 256K ops/s | small files/s | ls -l s | peak RSS MiB | notes |"
+        "| mount | seq read 1 MiB/s | seq read 4 MiB/s | seq write MiB/s | rand 4K ops/s | rand 256K ops/s | small files/s | small read/s | ls -l s | peak RSS MiB | notes |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.name,
             fmt(r.seq_read_1, 0),
             fmt(r.seq_read_4, 0),
@@ -608,6 +630,7 @@ fn main() -> Result<()> {
             fmt(r.rand_4k, 0),
             fmt(r.rand_256k, 0),
             fmt(r.small_files, 0),
+            fmt(r.small_read, 0),
             fmt(r.ls_l, 2),
             fmt(r.peak_rss_mib, 0),
             r.note
@@ -641,7 +664,7 @@ fn main() -> Result<()> {
         println!("\nratios (byos3 / other; for ls -l, other / byos3, higher is better for byos3):");
         for r in rows.iter().filter(|r| r.name != "byos3") {
             println!(
-                "  vs {:<20} seq read 1 {}  seq read 4 {}  write {}  rand 4K {}  rand 256K {}  small files {}  ls -l {}",
+                "  vs {:<20} seq read 1 {}  seq read 4 {}  write {}  rand 4K {}  rand 256K {}  small files {}  small read {}  ls -l {}",
                 r.name,
                 ratio(b.seq_read_1, r.seq_read_1),
                 ratio(b.seq_read_4, r.seq_read_4),
@@ -649,6 +672,7 @@ fn main() -> Result<()> {
                 ratio(b.rand_4k, r.rand_4k),
                 ratio(b.rand_256k, r.rand_256k),
                 ratio(b.small_files, r.small_files),
+                ratio(b.small_read, r.small_read),
                 ratio(r.ls_l, b.ls_l),
             );
         }
