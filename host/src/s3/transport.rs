@@ -178,8 +178,8 @@ impl tower_service::Service<hyper::Uri> for QuickAckConnector {
     }
 }
 
-/// A TCP connection that re-arms `TCP_QUICKACK` whenever it waits for data
-/// (the kernel drops back to delayed acknowledgements on its own).
+/// A TCP connection that re-arms `TCP_QUICKACK` whenever it has to wait
+/// for data (the kernel drops back to delayed acknowledgements on its own).
 pub(crate) struct QuickAck(TokioIo<tokio::net::TcpStream>);
 
 impl QuickAck {
@@ -210,8 +210,14 @@ impl hyper::rt::Read for QuickAck {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<std::io::Result<()>> {
-        self.arm();
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        let read = Pin::new(&mut self.0).poll_read(cx, buf);
+        // Only waiting matters: data already queued was acknowledged when it
+        // arrived. Arming also sends an acknowledgement the kernel is still
+        // holding back, so a segment that landed just before this is covered.
+        if read.is_pending() {
+            self.arm();
+        }
+        read
     }
 }
 
