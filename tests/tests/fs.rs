@@ -137,6 +137,82 @@ fn a_read_just_behind_the_prefetch_window_does_not_restart_it() {
     );
 }
 
+/// A file read before and unchanged since is served from the kernel's
+/// page cache on the next open, after one HEAD; a changed one is fetched
+/// again, whatever the metadata TTL says.
+#[test]
+fn reopening_an_unchanged_file_reuses_the_page_cache_and_a_changed_one_is_fetched_again() {
+    let env = Env::start();
+    let one = pattern(8 * MIB, 21);
+    env.put("reopen/f", &one);
+    let m = env.mount(
+        "reopen",
+        MountOptions {
+            metadata_ttl: Duration::from_secs(60),
+            ..opts()
+        },
+    );
+    let stats = || m.handle().stats();
+    assert!(std::fs::read(m.p("f")).unwrap() == one);
+    let first = stats();
+    assert!(first.bytes_received >= 8 * MIB as u64);
+
+    assert!(std::fs::read(m.p("f")).unwrap() == one, "second read");
+    let second = stats();
+    assert_eq!(second.bytes_received, first.bytes_received, "no byte fetched again");
+    assert_eq!(
+        second.requests(Operation::HeadObject),
+        first.requests(Operation::HeadObject) + 1,
+        "one HEAD checked the version"
+    );
+
+    // Replaced behind the mount's back (same length, inside the TTL).
+    let two = pattern(8 * MIB, 22);
+    env.put("reopen/f", &two);
+    assert!(
+        std::fs::read(m.p("f")).unwrap() == two,
+        "the new version, not cached pages"
+    );
+    assert!(stats().bytes_received >= second.bytes_received + 8 * MIB as u64);
+
+    // Written through the mount: the next reader gets the bytes as uploaded.
+    let three = pattern(3 * MIB, 23);
+    std::fs::write(m.p("f"), &three).unwrap();
+    assert!(std::fs::read(m.p("f")).unwrap() == three);
+    assert!(env.get("reopen/f").unwrap() == three);
+}
+
+/// The page cache is kept only for the version it holds: a reader that
+/// followed a newer version than its open saw (cached metadata) must not
+/// let a later open keep those pages when the first version comes back
+/// (same bytes, same ETag).
+#[test]
+fn pages_of_a_version_followed_after_open_are_not_kept_for_another() {
+    let env = Env::start();
+    let a = pattern(MIB, 31);
+    let b = pattern(MIB, 32);
+    env.put("aba/f", &a);
+    let m = env.mount(
+        "aba",
+        MountOptions {
+            metadata_ttl: Duration::from_secs(60),
+            ..opts()
+        },
+    );
+    assert_eq!(
+        std::fs::metadata(m.p("f")).unwrap().len(),
+        MIB as u64,
+        "metadata of A cached"
+    );
+    env.put("aba/f", &b);
+    assert!(
+        std::fs::read(m.p("f")).unwrap() == b,
+        "the open pinned A, the reader followed B"
+    );
+    env.put("aba/f", &a);
+    assert!(std::fs::read(m.p("f")).unwrap() == a, "A again, not B's cached pages");
+}
+
 #[test]
 fn overwrite_truncate_and_append() {
     let env = Env::start();

@@ -470,13 +470,16 @@ impl Core {
         Ok((self.node(node.ino)?, fh))
     }
 
-    pub async fn open(&self, ino: u64, write: bool, truncate: bool, pid: u32) -> Result<u64, Errno> {
+    /// Opens a file; returns the handle and whether the kernel may keep
+    /// the pages it cached for this file.
+    pub async fn open(&self, ino: u64, write: bool, truncate: bool, pid: u32) -> Result<(u64, bool), Errno> {
         let n = self.node(ino)?;
         if n.meta.kind == Kind::Dir {
             return Err(libc::EISDIR);
         }
         if !write {
             let key = self.key(&n.path);
+            let mut keep_cache = false;
             let (etag, size) = if n.local {
                 // Never uploaded yet: there is nothing to read.
                 (None, 0)
@@ -487,13 +490,26 @@ impl Core {
                     Err(e) if e.is_not_found() => (None, 0),
                     Err(e) => return Err(s3_errno(&e)),
                 }
+            } else if let Some(cached) = n.cached_etag.clone() {
+                // The kernel still holds pages of a version read before:
+                // one HEAD (whatever the TTL) decides whether they are
+                // still the object's bytes, instead of fetching them again.
+                let n = self.refresh_from_server(ino).await?;
+                keep_cache = n.meta.etag.as_deref() == Some(cached.as_str());
+                (n.meta.etag, n.meta.size)
             } else {
                 let n = self.refresh(ino).await?;
                 (n.meta.etag, n.meta.size)
             };
+            let served = etag.clone();
             let pf = Prefetcher::new(self.read_ctx.clone(), key, etag, size);
-            self.inodes.update(ino, |x| x.open += 1);
-            return Ok(self.add_handle(Handle::Read { ino, pf: Arc::new(pf) }));
+            self.inodes.update(ino, |x| {
+                x.open += 1;
+                if x.writers == 0 && !x.local {
+                    x.cached_etag = served;
+                }
+            });
+            return Ok((self.add_handle(Handle::Read { ino, pf: Arc::new(pf) }), keep_cache));
         }
         self.ro()?;
         let w = if truncate || n.local {
@@ -511,16 +527,18 @@ impl Core {
         self.inodes.update(ino, |x| {
             x.open += 1;
             x.writers += 1;
+            x.cached_etag = None;
             if truncate {
                 x.meta.size = 0;
             }
             let _ = size;
         });
-        Ok(self.add_handle(Handle::Write {
+        let fh = self.add_handle(Handle::Write {
             ino,
             w: Arc::new(tokio::sync::Mutex::new(w)),
             writers: Arc::new(WriterPids::new(pid)),
-        }))
+        });
+        Ok((fh, false))
     }
 
     /// Attributes of a file straight from the server (opening must see
@@ -530,6 +548,12 @@ impl Core {
         if n.valid_until > Instant::now() && n.meta.etag.is_some() {
             return Ok(n);
         }
+        self.refresh_from_server(ino).await
+    }
+
+    /// [`Self::refresh`] without trusting the metadata cache.
+    async fn refresh_from_server(&self, ino: u64) -> Result<Node, Errno> {
+        let n = self.node(ino)?;
         let key = self.key(&n.path);
         match self.client.head_object(&key).await {
             Ok(m) => {
@@ -554,7 +578,16 @@ impl Core {
 
     pub async fn read(&self, fh: u64, offset: u64, len: u32) -> Result<Bytes, Errno> {
         let out = match self.handle(fh)? {
-            Handle::Read { pf, .. } => pf.read(offset, len).await,
+            Handle::Read { ino, pf } => {
+                let out = pf.read(offset, len).await;
+                if pf.take_repinned() {
+                    // The kernel is about to cache bytes of a version other
+                    // than the one this open recorded: forget the record
+                    // before they reach it, so no later open keeps them.
+                    self.inodes.update(ino, |x| x.cached_etag = None);
+                }
+                out
+            }
             Handle::Write { ino, w, .. } => {
                 let key = self.key(&self.node(ino)?.path);
                 w.lock().await.read(&key, offset, len).await

@@ -270,7 +270,14 @@ impl fuser::Filesystem for Fs {
         let c = self.ctx();
         self.spawn(async move {
             match c.core.open(ino.0, write, truncate, pid).await {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Ok((fh, keep_cache)) => {
+                    let flags = if keep_cache {
+                        FopenFlags::FOPEN_KEEP_CACHE
+                    } else {
+                        FopenFlags::empty()
+                    };
+                    reply.opened(FileHandle(fh), flags)
+                }
                 Err(e) => reply.error(errno(e)),
             }
         });

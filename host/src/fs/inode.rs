@@ -48,6 +48,11 @@ pub(crate) struct Node {
     pub local: bool,
     /// Removed from the namespace (unlinked or replaced) while still known.
     pub detached: bool,
+    /// The version whose bytes the kernel may hold in its page cache for
+    /// this inode: the ETag the last read-only open served. `None` once
+    /// the inode was opened for writing (the cache then holds written
+    /// bytes no version is known by).
+    pub cached_etag: Option<String>,
 }
 
 struct Tables {
@@ -79,6 +84,7 @@ impl InodeTable {
             writers: 0,
             local: false,
             detached: false,
+            cached_etag: None,
         };
         let mut nodes = HashMap::new();
         nodes.insert(ROOT, root);
@@ -152,6 +158,7 @@ impl InodeTable {
             writers: 0,
             local: false,
             detached: false,
+            cached_etag: None,
         };
         t.nodes.insert(ino, node.clone());
         t.children.insert(key, ino);

@@ -269,6 +269,8 @@ pub(crate) struct Prefetcher {
     pin: Mutex<Pin>,
     /// Set once any byte has been returned; from then on the version is fixed.
     served: std::sync::atomic::AtomicBool,
+    /// Set when the reader followed a new version, until the owner asks.
+    repinned: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
 }
 
@@ -279,6 +281,7 @@ impl Prefetcher {
             key,
             pin: Mutex::new(Pin { etag, size }),
             served: std::sync::atomic::AtomicBool::new(false),
+            repinned: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State {
                 segments: VecDeque::new(),
                 next_fetch: 0,
@@ -309,6 +312,12 @@ impl Prefetcher {
         }
     }
 
+    /// Whether the reader has followed a new version since the last call:
+    /// what it serves is then not the version it was opened with.
+    pub fn take_repinned(&self) -> bool {
+        self.repinned.swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+
     async fn repin(&self) -> Result<(), i32> {
         let m = self.ctx.client.head_object(&self.key).await.map_err(|e| e.errno())?;
         tracing::debug!(key = %self.key, "object replaced before the first read; following the new version");
@@ -316,6 +325,7 @@ impl Prefetcher {
             etag: m.etag,
             size: m.size,
         };
+        self.repinned.store(true, std::sync::atomic::Ordering::Release);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.segments.clear();
         st.next_fetch = 0;
