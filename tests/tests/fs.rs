@@ -461,6 +461,53 @@ fn ls_l_of_1000_files_sends_no_head_object() {
     assert!(after.requests(Operation::ListObjects) - before.requests(Operation::ListObjects) <= 3);
 }
 
+/// Once a large directory's listing has expired, a reader walking it
+/// name by name gets it re-listed after a few lookups instead of a
+/// HeadObject per name.
+#[test]
+fn walking_a_large_directory_after_its_listing_expired_relists_it_instead_of_a_head_per_name() {
+    let env = Env::start();
+    env.rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..1500 {
+            let s3 = env.s3.clone();
+            tasks.spawn(async move {
+                s3.put_object(
+                    &format!("walk/f{i:04}"),
+                    byos3::s3::Payload::Bytes(vec![0u8; i % 7].into()),
+                    &Default::default(),
+                )
+                .await
+                .unwrap();
+            });
+            while tasks.len() >= 32 {
+                tasks.join_next().await;
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+    let ttl = Duration::from_millis(300);
+    let m = env.mount(
+        "walk",
+        MountOptions {
+            metadata_ttl: ttl,
+            negative_ttl: ttl,
+            listing_ttl: ttl,
+            ..opts()
+        },
+    );
+    assert_eq!(std::fs::read_dir(m.path()).unwrap().count(), 1500);
+    std::thread::sleep(ttl * 2);
+    let before = m.handle().stats();
+    for i in 0..1500 {
+        let md = std::fs::metadata(m.p(&format!("f{i:04}"))).unwrap();
+        assert_eq!(md.len(), (i % 7) as u64, "f{i:04}");
+    }
+    let after = m.handle().stats();
+    let heads = after.requests(Operation::HeadObject) - before.requests(Operation::HeadObject);
+    assert!(heads < 150, "{heads} HeadObject for 1,500 names: one per name");
+}
+
 #[test]
 fn sub_path_isolation() {
     let env = Env::start();

@@ -22,9 +22,14 @@ use crate::s3::{S3Client, S3Error};
 
 pub(crate) type Errno = i32;
 
-/// Directories up to this many entries are re-listed whole when their
-/// cached listing expires, instead of a HEAD per name looked up.
+/// Directories up to this many entries (one LIST page) are re-listed
+/// whole when their cached listing expires, instead of a HEAD per name
+/// looked up.
 const SMALL_DIR: usize = 1000;
+/// A larger directory is re-listed once it has had one lookup per this
+/// many entries since its listing expired: by then the HEADs spent would
+/// have paid for listing it (one page of 1,000 costs about eight HEADs).
+const ENTRIES_PER_MISS: usize = 125;
 
 /// One entry of an open directory.
 #[derive(Clone)]
@@ -250,11 +255,13 @@ impl Core {
                 return Ok(Some(n));
             }
         }
+        let relist = |(len, misses): (usize, usize)| len < SMALL_DIR || misses * ENTRIES_PER_MISS >= len;
         let meta = match self.listings.lookup(parent, name) {
             Some(m) => m,
-            // A small directory listed before (one being filled, typically):
-            // one LIST refreshes the answer for every name in it.
-            None if self.listings.stale_len(parent).is_some_and(|n| n < SMALL_DIR) => {
+            // A directory listed before, small (one being filled, typically)
+            // or walked name by name (files read one after the other): one
+            // LIST refreshes the answer for every name in it.
+            None if self.listings.stale_miss(parent).is_some_and(relist) => {
                 let l = list_dir(&self.client, &self.dir_prefix(&p.path), SystemTime::now())
                     .await
                     .map_err(|e| s3_errno(&e))?;

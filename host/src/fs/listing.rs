@@ -76,6 +76,8 @@ pub(crate) async fn list_dir(client: &S3Client, dir_prefix: &str, now: SystemTim
 struct Cached {
     entries: Entries,
     fetched: Instant,
+    /// Lookups the expired listing could not answer.
+    misses: usize,
 }
 
 /// Listings by directory inode, trusted for a TTL and kept in step with
@@ -111,9 +113,14 @@ impl ListingCache {
         (c.fetched.elapsed() < self.ttl).then(|| c.entries.get(name).cloned())
     }
 
-    /// Entries of an expired listing of `dir`, if one is still held.
-    pub fn stale_len(&self, dir: u64) -> Option<usize> {
-        self.lock().get(&dir).map(|c| c.entries.len())
+    /// Counts a lookup in `dir` that its expired listing could not answer;
+    /// returns the listing's entries and the lookups counted so far, if
+    /// an expired listing is still held.
+    pub fn stale_miss(&self, dir: u64) -> Option<(usize, usize)> {
+        let mut m = self.lock();
+        let c = m.get_mut(&dir)?;
+        c.misses += 1;
+        Some((c.entries.len(), c.misses))
     }
 
     pub fn put(&self, dir: u64, entries: Entries) {
@@ -125,6 +132,7 @@ impl ListingCache {
             Cached {
                 entries,
                 fetched: Instant::now(),
+                misses: 0,
             },
         );
     }
