@@ -411,25 +411,7 @@ fn mkdir_rmdir_and_listing_of_2500_entries() {
 #[test]
 fn ls_l_of_1000_files_sends_no_head_object() {
     let env = Env::start();
-    env.rt.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..1000 {
-            let s3 = env.s3.clone();
-            tasks.spawn(async move {
-                s3.put_object(
-                    &format!("lsl/f{i:04}"),
-                    byos3::s3::Payload::Bytes(vec![0u8; i].into()),
-                    &Default::default(),
-                )
-                .await
-                .unwrap();
-            });
-            while tasks.len() >= 32 {
-                tasks.join_next().await;
-            }
-        }
-        while tasks.join_next().await.is_some() {}
-    });
+    env.put_numbered("lsl/", 1000, |i| vec![0u8; i]);
     let m = env.mount(
         "lsl",
         MountOptions {
@@ -467,25 +449,7 @@ fn ls_l_of_1000_files_sends_no_head_object() {
 #[test]
 fn walking_a_large_directory_after_its_listing_expired_relists_it_instead_of_a_head_per_name() {
     let env = Env::start();
-    env.rt.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..1500 {
-            let s3 = env.s3.clone();
-            tasks.spawn(async move {
-                s3.put_object(
-                    &format!("walk/f{i:04}"),
-                    byos3::s3::Payload::Bytes(vec![0u8; i % 7].into()),
-                    &Default::default(),
-                )
-                .await
-                .unwrap();
-            });
-            while tasks.len() >= 32 {
-                tasks.join_next().await;
-            }
-        }
-        while tasks.join_next().await.is_some() {}
-    });
+    env.put_numbered("walk/", 1500, |i| vec![0u8; i % 7]);
     let ttl = Duration::from_millis(300);
     let m = env.mount(
         "walk",

@@ -54,6 +54,29 @@ impl Env {
             .expect("put");
     }
 
+    /// Puts `count` objects `{prefix}f{i:04}`, 32 at a time, object `i`
+    /// holding `body(i)`.
+    pub fn put_numbered(&self, prefix: &str, count: usize, body: fn(usize) -> Vec<u8>) {
+        self.rt.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..count {
+                let s3 = self.s3.clone();
+                let key = format!("{prefix}f{i:04}");
+                tasks.spawn(async move {
+                    s3.put_object(&key, byos3::s3::Payload::Bytes(body(i).into()), &Default::default())
+                        .await
+                        .expect("put");
+                });
+                while tasks.len() >= 32 {
+                    tasks.join_next().await.expect("a task").expect("put task");
+                }
+            }
+            while let Some(r) = tasks.join_next().await {
+                r.expect("put task");
+            }
+        });
+    }
+
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
         match self.rt.block_on(self.s3.get_object_bytes(key, None, 512 * MIB)) {
             Ok(b) => Some(b.to_vec()),
