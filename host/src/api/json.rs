@@ -257,48 +257,45 @@ impl Obj {
 
     /// An array of strings.
     pub fn opt_str_list(&mut self, key: &str) -> Result<Option<Vec<String>>, ApiError> {
-        let path = self.path_of(key);
-        match self.take(key) {
-            None => Ok(None),
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::String(s) => Ok(s),
-                    other => Err(ApiError::field(
-                        "invalid_type",
-                        &format!("{path}[{i}]"),
-                        format!("{path}[{i}] must be a string, not {}", type_name(&other)),
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(other) => Err(self.wrong_type(key, "an array of strings", &other)),
-        }
+        self.opt_list(key, "an array of strings", "a string", |_, v| match v {
+            Value::String(s) => Ok(s),
+            other => Err(other),
+        })
     }
 
     /// An array of objects.
     pub fn opt_obj_list(&mut self, key: &str) -> Result<Option<Vec<Obj>>, ApiError> {
+        self.opt_list(key, "an array of objects", "an object", |path, v| match v {
+            Value::Object(map) => Ok(Obj { path, map }),
+            other => Err(other),
+        })
+    }
+
+    /// An array whose items `item` converts, given each item's path; an
+    /// item it hands back is of the wrong type (`each` says the right one).
+    fn opt_list<T>(
+        &mut self,
+        key: &str,
+        list: &str,
+        each: &str,
+        item: impl Fn(String, Value) -> Result<T, Value>,
+    ) -> Result<Option<Vec<T>>, ApiError> {
         let path = self.path_of(key);
         match self.take(key) {
             None => Ok(None),
             Some(Value::Array(items)) => items
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| match v {
-                    Value::Object(map) => Ok(Obj {
-                        path: format!("{path}[{i}]"),
-                        map,
-                    }),
-                    other => Err(ApiError::field(
-                        "invalid_type",
-                        &format!("{path}[{i}]"),
-                        format!("{path}[{i}] must be an object, not {}", type_name(&other)),
-                    )),
+                .map(|(i, v)| {
+                    let at = format!("{path}[{i}]");
+                    item(at.clone(), v).map_err(|other| {
+                        let message = format!("{at} must be {each}, not {}", type_name(&other));
+                        ApiError::field("invalid_type", &at, message)
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
-            Some(other) => Err(self.wrong_type(key, "an array of objects", &other)),
+            Some(other) => Err(self.wrong_type(key, list, &other)),
         }
     }
 
@@ -353,6 +350,25 @@ mod tests {
         );
         assert!(msg(parse_object(b"{\"a\":1,\"a\":2}")).contains("duplicate field \"a\""));
         assert!(msg(parse_object(b"{} {}")).contains("trailing characters"));
+    }
+
+    #[test]
+    fn list_items_of_the_wrong_type_name_their_index() {
+        let mut o = parse_object(br#"{"allow":["a",7],"disks":[{"x":1},"y"],"deny":"z","keys":[]}"#).unwrap();
+        assert_eq!(
+            msg(o.opt_str_list("allow")),
+            "invalid_type allow[1] must be a string, not a number"
+        );
+        assert_eq!(
+            msg(o.opt_obj_list("disks")),
+            "invalid_type disks[1] must be an object, not a string"
+        );
+        assert!(msg(o.opt_str_list("deny")).contains("deny must be an array of strings"));
+        assert_eq!(o.opt_obj_list("keys").unwrap().map(|v| v.len()), Some(0));
+        assert!(o.opt_str_list("absent").unwrap().is_none());
+        let mut o = parse_object(br#"{"disks":[{"mount_path":"/m"}]}"#).unwrap();
+        let mut d = o.opt_obj_list("disks").unwrap().unwrap().remove(0);
+        assert_eq!(msg(d.req_str("disk_id")), "missing_field disks[0].disk_id is required");
     }
 
     #[test]
