@@ -356,6 +356,30 @@ fn rename_files_and_directories() {
     assert_eq!(env.get("rn/inflight"), None);
 }
 
+/// Renaming over a file written a moment before must leave the source's
+/// bytes at the destination: a server that orders versions by a
+/// millisecond clock can let the earlier write win a tie with the copy,
+/// and the source is deleted after the copy. Many tries, since a tie
+/// needs both in the same millisecond (about one rename in 25 here).
+#[test]
+fn renaming_over_a_file_just_written_leaves_the_source_bytes() {
+    let env = Env::start();
+    let m = env.mount("tie", opts());
+    for i in 0..100 {
+        let (src, dst) = (format!("src{i}"), format!("dst{i}"));
+        std::fs::write(m.p(&src), b"source").unwrap();
+        std::fs::write(m.p(&dst), b"old").unwrap();
+        std::fs::rename(m.p(&src), m.p(&dst)).unwrap();
+        assert_eq!(
+            env.get(&format!("tie/{dst}")).unwrap(),
+            b"source",
+            "try {i}: the bucket"
+        );
+        assert_eq!(env.get(&format!("tie/{src}")), None, "try {i}: source removed");
+        assert_eq!(std::fs::read(m.p(&dst)).unwrap(), b"source", "try {i}: the mount");
+    }
+}
+
 #[test]
 fn mkdir_rmdir_and_listing_of_2500_entries() {
     let env = Env::start();

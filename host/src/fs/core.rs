@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -877,7 +877,12 @@ impl Core {
                 }
                 if !src.local {
                     let (from, to) = (self.key(&src.path), self.key(&new_path));
-                    self.copy(&from, &to, src.meta.size).await?;
+                    // The version this rename replaces, to check the copy won.
+                    let replaced = dst
+                        .as_ref()
+                        .and_then(|d| d.meta.etag.clone())
+                        .filter(|e| src.meta.etag.as_ref() != Some(e));
+                    self.copy_over(&from, &to, src.meta.size, replaced.as_deref()).await?;
                     self.client.delete_object(&from).await.map_err(|e| s3_errno(&e))?;
                 }
             }
@@ -938,8 +943,27 @@ impl Core {
         }
     }
 
-    async fn copy(&self, from: &str, to: &str, size: u64) -> Result<(), Errno> {
-        copy_object(self.client.clone(), from.to_string(), to.to_string(), size).await
+    /// Copies `from` over `to`. When `to` held the version `replaced`, the
+    /// copy is checked to be what the server now serves: a store that
+    /// orders versions by a millisecond clock can let a write made in the
+    /// same millisecond as the copy win over it (Garage did for one
+    /// back-to-back PUT + copy in six), and deleting the source then
+    /// would lose its bytes. Such a copy is made again, a few times at
+    /// most, and the rename fails rather than delete the source.
+    async fn copy_over(&self, from: &str, to: &str, size: u64, replaced: Option<&str>) -> Result<(), Errno> {
+        const ATTEMPTS: u32 = 4;
+        for attempt in 1..=ATTEMPTS {
+            copy_object(self.client.clone(), from.to_string(), to.to_string(), size).await?;
+            let Some(old) = replaced else { return Ok(()) };
+            let now = self.client.head_object(to).await.map_err(|e| s3_errno(&e))?;
+            if now.etag.as_deref() != Some(old) {
+                return Ok(());
+            }
+            tracing::debug!(key = %to, attempt, "the replaced version still wins over the copy; copying again");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tracing::warn!(key = %to, "the server keeps serving the replaced version after {ATTEMPTS} copies");
+        Err(libc::EIO)
     }
 
     /// Renames every key under a directory prefix: copies first, then
