@@ -174,14 +174,7 @@ impl Segment {
                     let mut st = seg.state.lock().unwrap_or_else(|p| p.into_inner());
                     st.done = true;
                     if let Err(ReadFailure::S3(e)) = &result {
-                        tracing::warn!(key = %key, error = %e, "read failed");
-                        // ESTALE stays inside this module: the reader decides
-                        // whether it may follow the new version.
-                        st.error = Some(if e.is_precondition_failed() {
-                            libc::ESTALE
-                        } else {
-                            e.errno()
-                        });
+                        st.error = Some(fetch_errno(&key, e));
                     } else if let Err(ReadFailure::Errno(e)) = result {
                         tracing::warn!(key = %key, "the server sent more bytes than asked for");
                         st.error = Some(e);
@@ -224,6 +217,18 @@ impl Segment {
 enum ReadFailure {
     S3(crate::s3::S3Error),
     Errno(i32),
+}
+
+/// The errno of a failed GET of `key`. A version change is `ESTALE`,
+/// which stays inside this module: the reader decides whether it may
+/// follow the new version.
+fn fetch_errno(key: &str, e: &crate::s3::S3Error) -> i32 {
+    tracing::warn!(key = %key, error = %e, "read failed");
+    if e.is_precondition_failed() {
+        libc::ESTALE
+    } else {
+        e.errno()
+    }
 }
 
 /// A version change the reader may not follow is an I/O error to the caller.
@@ -373,11 +378,7 @@ impl Prefetcher {
         match fetch.await {
             Ok(b) if b.len() == limit => Ok(b),
             Ok(_) => Err(libc::EIO),
-            Err(e) if e.is_precondition_failed() => Err(libc::ESTALE),
-            Err(e) => {
-                tracing::warn!(key = %self.key, error = %e, "read failed");
-                Err(e.errno())
-            }
+            Err(e) => Err(fetch_errno(&self.key, &e)),
         }
     }
 
