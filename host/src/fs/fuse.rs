@@ -37,6 +37,17 @@ impl Fs {
         attr(&self.core.opts, n)
     }
 
+    /// Uploads what handle `fh` changed and answers with the outcome.
+    fn upload(&self, fh: FileHandle, reply: ReplyEmpty) {
+        let c = self.ctx();
+        self.spawn(async move {
+            match c.core.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
+    }
+
     /// Runs a request: polled once here on the FUSE thread, and moved to
     /// the runtime only if it has to wait. Most requests (a lookup the
     /// caches answer, create, a buffered write, release) finish in that
@@ -350,29 +361,17 @@ impl fuser::Filesystem for Fs {
     }
 
     fn flush(&self, req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        let c = self.ctx();
-        if !c.core.flush_counts(fh.0, req.pid()) {
+        if !self.core.flush_counts(fh.0, req.pid()) {
             // An inherited copy closed by a process that never wrote: the
             // writer's own close (or the last release) uploads.
             return reply.ok();
         }
-        self.spawn(async move {
-            match c.core.flush(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(e)),
-            }
-        });
+        self.upload(fh, reply);
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         // An explicit request: uploads whoever asks.
-        let c = self.ctx();
-        self.spawn(async move {
-            match c.core.flush(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno(e)),
-            }
-        });
+        self.upload(fh, reply);
     }
 
     fn release(
