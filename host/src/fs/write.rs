@@ -99,6 +99,11 @@ struct Mpu {
 /// its upload and back to the pool when the upload ends.
 const SMALL_BUFFER: usize = 1024 * 1024;
 
+/// The errno of a local I/O failure (staging file).
+fn io_errno(e: std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
 struct Streamer {
     size: u64,
     /// Bytes not yet sent while the file is small.
@@ -349,17 +354,12 @@ impl WriteHandle {
             return Ok(());
         };
         if s.mpu.is_none() {
-            let mut file = self
-                .ctx
-                .staging
-                .create()
-                .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+            let mut file = self.ctx.staging.create().map_err(io_errno)?;
             let size = s.size;
             if !file.account(size) {
                 return Err(libc::ENOSPC);
             }
-            file.write_at(s.pending(), 0)
-                .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+            file.write_at(s.pending(), 0).map_err(io_errno)?;
             let mut local = RangeSet::default();
             local.insert(0..size);
             self.state = State::Staged(Staged {
@@ -577,8 +577,7 @@ impl Source {
             let dst = &mut out[(piece.start - r.start) as usize..(piece.end - r.start) as usize];
             if local {
                 let Some(file) = &self.file else { return Err(libc::EIO) };
-                file.read_exact_at(dst, piece.start)
-                    .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+                file.read_exact_at(dst, piece.start).map_err(io_errno)?;
                 continue;
             }
             let Some(base) = &self.base else { continue };
@@ -619,15 +618,12 @@ impl Staged {
         let grown = self.local.total() + self.local.uncovered(&r);
         let file = match &mut self.file {
             Some(f) => f,
-            None => self
-                .file
-                .insert(staging.create().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?),
+            None => self.file.insert(staging.create().map_err(io_errno)?),
         };
         if !file.account(grown) {
             return Err(libc::ENOSPC);
         }
-        file.write_at(data, offset)
-            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        file.write_at(data, offset).map_err(io_errno)?;
         self.local.insert(r.clone());
         self.size = self.size.max(r.end);
         Ok(())
@@ -641,7 +637,7 @@ impl Staged {
         if let Some(f) = &mut self.file {
             f.file
                 .set_len(size.min(f.file.metadata().map(|m| m.len()).unwrap_or(0)))
-                .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+                .map_err(io_errno)?;
             f.account(self.local.total());
         }
         self.size = size;
