@@ -91,8 +91,6 @@ fn attach_failed(e: AttachError, mount_path: &MountPath) -> GatewayError {
     }
 }
 
-/// Records, mounts and reports one attachment; on failure nothing is left
-/// recorded or mounted.
 /// Mounts `disk` into the sandbox as `spec` says, with the disk's
 /// credentials; returns once the mount is usable.
 async fn mount(
@@ -117,6 +115,8 @@ async fn mount(
         .map_err(|e| attach_failed(e, &spec.mount_path))
 }
 
+/// Records, mounts and reports one attachment; on failure nothing is left
+/// recorded or mounted.
 pub(crate) async fn attach_one(
     state: &Arc<State>,
     tenant: &str,
