@@ -4,7 +4,7 @@
 mod fs_support;
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use byos3::fs::MountOptions;
 use byos3::s3::Operation;
@@ -380,6 +380,102 @@ fn renaming_over_a_file_just_written_leaves_the_source_bytes() {
     }
 }
 
+/// The object's stored time (`x-amz-meta-mtime`), as its metadata says.
+fn stored_mtime(m: &byos3::s3::ObjectMeta) -> Option<&str> {
+    m.metadata.iter().find(|(k, _)| k == "mtime").map(|(_, v)| v.as_str())
+}
+
+fn mtime_of(p: &std::path::Path) -> SystemTime {
+    std::fs::metadata(p).unwrap().modified().unwrap()
+}
+
+#[test]
+fn modification_times_are_kept_as_object_metadata() {
+    let env = Env::start();
+    env.put("mt/old", b"old bytes");
+    let m = env.mount("mt", opts());
+    let t1 = UNIX_EPOCH + Duration::new(981_173_106, 500_000_000);
+
+    // A file in the bucket, not open for writing (utimensat through a
+    // read-only descriptor): copied onto itself with the time stored.
+    std::fs::File::open(m.p("old")).unwrap().set_modified(t1).unwrap();
+    assert_eq!(mtime_of(&m.p("old")), t1);
+    let head = env.head("mt/old");
+    assert_eq!(stored_mtime(&head), Some("981173106.500000000"));
+    assert_eq!(env.get("mt/old").unwrap(), b"old bytes", "bytes unchanged");
+    // A listing cannot carry the time; the mount keeps the one it knows.
+    std::thread::sleep(Duration::from_millis(1200));
+    // (A DirEntry keeps its directory open: none outlives the check.)
+    let listed: Vec<SystemTime> = std::fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().modified().unwrap())
+        .collect();
+    assert_eq!(listed, [t1], "ls -l after the TTL");
+    assert_eq!(mtime_of(&m.p("old")), t1, "stat after the TTL");
+    // Another mount reads it from the object.
+    {
+        let other = env.mount("mt", opts());
+        assert_eq!(mtime_of(&other.p("old")), t1);
+    }
+
+    // `cp -p`: the time set before close goes up with the single PUT.
+    let t2 = UNIX_EPOCH + Duration::from_secs(1_234_567_890);
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src");
+    std::fs::write(&src, b"copied with its time").unwrap();
+    std::fs::File::open(&src).unwrap().set_modified(t2).unwrap();
+    let before = m.handle().stats();
+    let st = std::process::Command::new("cp")
+        .arg("-p")
+        .arg(&src)
+        .arg(m.p("copied"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "cp -p: {st}");
+    let after = m.handle().stats();
+    assert_eq!(
+        after.requests(Operation::PutObject) - before.requests(Operation::PutObject),
+        1
+    );
+    assert_eq!(
+        after.requests(Operation::CopyObject),
+        before.requests(Operation::CopyObject)
+    );
+    assert_eq!(stored_mtime(&env.head("mt/copied")), Some("1234567890"));
+    assert_eq!(mtime_of(&m.p("copied")), t2);
+    assert_eq!(env.get("mt/copied").unwrap(), b"copied with its time");
+
+    // A rename keeps the time (CopyObject copies the metadata).
+    std::fs::rename(m.p("copied"), m.p("moved")).unwrap();
+    assert_eq!(stored_mtime(&env.head("mt/moved")), Some("1234567890"));
+    assert_eq!(mtime_of(&m.p("moved")), t2);
+
+    // `touch` without a date on an existing file (opened for writing,
+    // nothing written): the object is copied onto itself and its own
+    // Last-Modified, now, is the time.
+    let st = std::process::Command::new("touch").arg(m.p("old")).status().unwrap();
+    assert!(st.success(), "touch: {st}");
+    let head = env.head("mt/old");
+    assert_eq!(stored_mtime(&head), None, "{head:?}");
+    let now = mtime_of(&m.p("old"));
+    assert!(now > UNIX_EPOCH + Duration::from_secs(1_700_000_000), "{now:?}");
+    assert_eq!(env.get("mt/old").unwrap(), b"old bytes");
+
+    // A write after a time was set moves the time again: none stored.
+    std::fs::File::open(m.p("moved")).unwrap().set_modified(t1).unwrap();
+    assert!(stored_mtime(&env.head("mt/moved")).is_some());
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(m.p("moved"))
+        .unwrap()
+        .write_all(b"!")
+        .unwrap();
+    assert_eq!(stored_mtime(&env.head("mt/moved")), None);
+    assert!(mtime_of(&m.p("moved")) > t1);
+    assert_eq!(env.get("mt/moved").unwrap(), b"copied with its time!");
+    m.unmount();
+}
+
 #[test]
 fn mkdir_rmdir_and_listing_of_2500_entries() {
     let env = Env::start();
@@ -544,6 +640,7 @@ fn read_only_mount_refuses_writes_with_erofs() {
     erofs(std::fs::create_dir(m.p("d")));
     erofs(std::fs::remove_file(m.p("f")));
     erofs(std::fs::rename(m.p("f"), m.p("h")));
+    erofs(std::fs::File::open(m.p("f")).and_then(|f| f.set_modified(std::time::UNIX_EPOCH)));
     assert_eq!(env.get("ro/f").unwrap(), b"data");
 }
 
@@ -732,11 +829,18 @@ fn renaming_an_object_above_the_single_copy_limit_copies_it_in_parts() {
     let data = pattern(20 * MIB + 7, 3);
     env.put("mpc/big.bin", &data);
     let m = env.mount_with(client.clone(), "mpc", opts());
+    // Setting its time copies it onto itself, in parts too.
+    let t = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    std::fs::File::open(m.p("big.bin")).unwrap().set_modified(t).unwrap();
+    assert_eq!(client.stats().requests(Operation::UploadPartCopy), 3, "8 + 8 + 4 MiB");
     std::fs::rename(m.p("big.bin"), m.p("moved.bin")).unwrap();
     assert!(env.get("mpc/moved.bin").unwrap() == data);
     assert!(env.get("mpc/big.bin").is_none());
     let st = client.stats();
-    assert_eq!(st.requests(Operation::UploadPartCopy), 3, "8 + 8 + 4 MiB");
+    assert_eq!(st.requests(Operation::UploadPartCopy), 6);
     assert_eq!(st.requests(Operation::CopyObject), 0);
+    // A multipart copy starts with no metadata: the source's is carried over.
+    assert_eq!(stored_mtime(&env.head("mpc/moved.bin")), Some("1000000000"));
+    assert_eq!(mtime_of(&m.p("moved.bin")), t);
     assert_eq!(std::fs::read(m.p("moved.bin")).unwrap().len(), data.len());
 }

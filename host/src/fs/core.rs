@@ -12,13 +12,14 @@ use futures_util::TryStreamExt;
 use tokio::sync::Semaphore;
 
 use super::budget::Budget;
-use super::inode::{join, InodeTable, Kind, Meta, Node};
+use super::inode::{join, InodeTable, Kind, Meta, MtimeFrom, Node};
 use super::listing::{list_dir, valid_name, ListingCache};
+use super::mtime::{self, NewMtime};
 use super::read::{Prefetcher, ReadCtx};
 use super::staging::Staging;
 use super::write::{Orphans, Uploaded, WriteCtx, WriteHandle};
 use super::MountOptions;
-use crate::s3::{S3Client, S3Error};
+use crate::s3::{ObjectMeta, PutOptions, S3Client, S3Error};
 
 pub(crate) type Errno = i32;
 
@@ -30,6 +31,18 @@ const SMALL_DIR: usize = 1000;
 /// many entries since its listing expired: by then the HEADs spent would
 /// have paid for listing it (one page of 1,000 costs about eight HEADs).
 const ENTRIES_PER_MISS: usize = 125;
+
+/// What a `setattr` asks to change.
+#[derive(Default)]
+pub(crate) struct SetAttr {
+    pub size: Option<u64>,
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub mtime: Option<NewMtime>,
+    /// The handle it came through (`ftruncate`).
+    pub fh: Option<u64>,
+}
 
 /// One entry of an open directory.
 #[derive(Clone)]
@@ -232,16 +245,12 @@ impl Core {
                 kind: Kind::Dir,
                 size: 0,
                 mtime: now,
+                mtime_from: MtimeFrom::LastModified,
                 etag: None,
             }));
         }
         match head {
-            Ok(m) => Ok(Some(Meta {
-                kind: Kind::File,
-                size: m.size,
-                mtime: m.last_modified.unwrap_or(now),
-                etag: m.etag,
-            })),
+            Ok(m) => Ok(Some(file_meta(&m, now))),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(s3_errno(&e)),
         }
@@ -398,6 +407,7 @@ impl Core {
             kind: Kind::Dir,
             size: 0,
             mtime: SystemTime::now(),
+            mtime_from: MtimeFrom::LastModified,
             etag: None,
         };
         let node = self
@@ -455,6 +465,7 @@ impl Core {
             kind: Kind::File,
             size: 0,
             mtime: SystemTime::now(),
+            mtime_from: MtimeFrom::LastModified,
             etag: None,
         };
         let node = self
@@ -565,11 +576,13 @@ impl Core {
         match self.client.head_object(&key).await {
             Ok(m) => {
                 let until = self.fresh_until();
+                let fresh = file_meta(&m, SystemTime::now());
                 self.inodes.update(ino, |x| {
-                    x.meta.size = m.size;
-                    x.meta.etag = m.etag.clone();
-                    if let Some(t) = m.last_modified {
-                        x.meta.mtime = t;
+                    x.meta.size = fresh.size;
+                    x.meta.etag = fresh.etag;
+                    if m.last_modified.is_some() || fresh.mtime_from == MtimeFrom::Stored {
+                        x.meta.mtime = fresh.mtime;
+                        x.meta.mtime_from = fresh.mtime_from;
                     }
                     x.valid_until = until;
                 });
@@ -617,6 +630,8 @@ impl Core {
         self.inodes.update(ino, |n| {
             n.meta.size = size;
             n.meta.mtime = SystemTime::now();
+            n.meta.mtime_from = MtimeFrom::LastModified;
+            n.pending_mtime = None;
         });
         self.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(data.len() as u32)
@@ -651,7 +666,13 @@ impl Core {
             return Ok(());
         }
         let key = self.key(&n.path);
-        let flushed = match w.flush(&key).await {
+        let pending = n.pending_mtime;
+        let at = pending.and_then(NewMtime::at);
+        let opts = PutOptions {
+            metadata: mtime::with_time(&[], at),
+            ..PutOptions::default()
+        };
+        let flushed = match w.flush(&key, &opts).await {
             Ok(f) => f,
             Err(e) => {
                 if w.is_failed() && n.local {
@@ -663,12 +684,27 @@ impl Core {
                 return Err(e);
             }
         };
-        if let Some(Uploaded { etag, size }) = flushed {
+        // Whether the upload gave the object the time set while writing
+        // ("now" is any upload's own time).
+        let mut time_kept = false;
+        if let Some(Uploaded {
+            etag,
+            size,
+            with_options,
+        }) = flushed
+        {
+            time_kept = with_options || at.is_none();
+            let stored = at.filter(|_| time_kept);
             let until = self.fresh_until();
             let meta = Meta {
                 kind: Kind::File,
                 size,
-                mtime: SystemTime::now(),
+                mtime: stored.unwrap_or_else(SystemTime::now),
+                mtime_from: if stored.is_some() {
+                    MtimeFrom::Stored
+                } else {
+                    MtimeFrom::LastModified
+                },
                 etag,
             };
             self.inodes.update(ino, |x| {
@@ -677,6 +713,19 @@ impl Core {
                 x.valid_until = until;
             });
             self.listings.set(n.parent, &n.name, Some(meta));
+        }
+        if let Some(t) = pending {
+            if !time_kept && !self.node(ino)?.local {
+                // Set after the upload had started (a large `cp -p`), or on
+                // a handle with nothing to upload (`touch` of an existing
+                // file): stored on its own.
+                self.store_mtime(ino, at).await?;
+            }
+            self.inodes.update(ino, |x| {
+                if x.pending_mtime == Some(t) {
+                    x.pending_mtime = None;
+                }
+            });
         }
         Ok(())
     }
@@ -701,6 +750,9 @@ impl Core {
                 w.abandon().await;
                 let was_local = self.inodes.update(ino, |n| {
                     n.writers = n.writers.saturating_sub(1);
+                    if n.writers == 0 {
+                        n.pending_mtime = None;
+                    }
                     n.local && n.writers == 0
                 });
                 if was_local == Some(true) {
@@ -754,17 +806,9 @@ impl Core {
         first_err
     }
 
-    pub async fn setattr(
-        &self,
-        ino: u64,
-        size: Option<u64>,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        fh: Option<u64>,
-    ) -> Result<Node, Errno> {
+    pub async fn setattr(&self, ino: u64, a: SetAttr) -> Result<Node, Errno> {
         let n = self.node(ino)?;
-        if let Some(mode) = mode {
+        if let Some(mode) = a.mode {
             let want = if n.meta.kind == Kind::Dir {
                 self.opts.dir_mode
             } else {
@@ -774,14 +818,30 @@ impl Core {
                 return Err(libc::EPERM);
             }
         }
-        if uid.is_some_and(|u| u != self.opts.uid) || gid.is_some_and(|g| g != self.opts.gid) {
+        if a.uid.is_some_and(|u| u != self.opts.uid) || a.gid.is_some_and(|g| g != self.opts.gid) {
             return Err(libc::EPERM);
         }
-        let Some(size) = size else { return Ok(n) };
+        if a.size.is_none() && a.mtime.is_none() {
+            return Ok(n);
+        }
         self.ro()?;
+        if let Some(size) = a.size {
+            self.truncate(&n, size, a.fh).await?;
+        }
+        match a.mtime {
+            // A size change is an upload (or a pending one): its time is now.
+            Some(NewMtime::Now) if a.size.is_some() => {}
+            Some(t) => self.set_mtime(ino, t).await?,
+            None => {}
+        }
+        self.node(ino)
+    }
+
+    async fn truncate(&self, n: &Node, size: u64, fh: Option<u64>) -> Result<(), Errno> {
         if n.meta.kind == Kind::Dir {
             return Err(libc::EISDIR);
         }
+        let ino = n.ino;
         let key = self.key(&n.path);
         let via_handle = match fh.map(|fh| self.handle(fh)) {
             Some(Ok(Handle::Write { w, .. })) => Some(w),
@@ -816,8 +876,78 @@ impl Core {
         self.inodes.update(ino, |x| {
             x.meta.size = size;
             x.meta.mtime = SystemTime::now();
+            x.meta.mtime_from = MtimeFrom::LastModified;
+            x.pending_mtime = None;
         });
-        self.node(ino)
+        Ok(())
+    }
+
+    /// `utimensat` on a file: a file being written here takes the time
+    /// with its upload; one in the bucket is copied onto itself with the
+    /// time in its metadata (or, for "now", without one: its new
+    /// `Last-Modified` is the time). Directories keep no time; theirs is
+    /// accepted and not kept.
+    async fn set_mtime(&self, ino: u64, t: NewMtime) -> Result<(), Errno> {
+        let n = self.node(ino)?;
+        if n.meta.kind == Kind::Dir {
+            return Ok(());
+        }
+        if n.local || n.writers > 0 {
+            self.inodes.update(ino, |x| {
+                x.pending_mtime = Some(t);
+                x.meta.mtime = t.at().unwrap_or_else(SystemTime::now);
+            });
+            return Ok(());
+        }
+        self.store_mtime(ino, t.at()).await
+    }
+
+    /// Copies the file's object onto itself with `t` as its stored time
+    /// (none for `None`), keeping its bytes, content type and other
+    /// metadata.
+    async fn store_mtime(&self, ino: u64, t: Option<SystemTime>) -> Result<(), Errno> {
+        if !self.client.endpoint().quirks().copy_object {
+            // Nowhere to keep it: refused rather than dropped.
+            return Err(libc::EPERM);
+        }
+        let n = self.node(ino)?;
+        let key = self.key(&n.path);
+        let m = match self.client.head_object(&key).await {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => {
+                self.inodes.remove_child(n.parent, &n.name);
+                return Err(libc::ENOENT);
+            }
+            Err(e) => return Err(s3_errno(&e)),
+        };
+        let opts = PutOptions {
+            content_type: m.content_type.clone(),
+            metadata: mtime::with_time(&m.metadata, t),
+            if_none_match: false,
+        };
+        let etag = copy_object(self.client.clone(), key.clone(), key, m.size, Some(opts))
+            .await
+            .map_err(|e| if e == libc::EXDEV { libc::EPERM } else { e })?;
+        let meta = Meta {
+            kind: Kind::File,
+            size: m.size,
+            mtime: t.unwrap_or_else(SystemTime::now),
+            mtime_from: if t.is_some() {
+                MtimeFrom::Stored
+            } else {
+                MtimeFrom::LastModified
+            },
+            etag: etag.or(m.etag),
+        };
+        let until = self.fresh_until();
+        self.inodes.update(ino, |x| {
+            if x.writers == 0 && !x.local {
+                x.meta = meta.clone();
+                x.valid_until = until;
+            }
+        });
+        self.listings.set(n.parent, &n.name, Some(meta));
+        Ok(())
     }
 
     // ---- namespace ----
@@ -953,7 +1083,7 @@ impl Core {
     async fn copy_over(&self, from: &str, to: &str, size: u64, replaced: Option<&str>) -> Result<(), Errno> {
         const ATTEMPTS: u32 = 4;
         for attempt in 1..=ATTEMPTS {
-            copy_object(self.client.clone(), from.to_string(), to.to_string(), size).await?;
+            copy_object(self.client.clone(), from.to_string(), to.to_string(), size, None).await?;
             let Some(old) = replaced else { return Ok(()) };
             let now = self.client.head_object(to).await.map_err(|e| s3_errno(&e))?;
             if now.etag.as_deref() != Some(old) {
@@ -982,7 +1112,7 @@ impl Core {
                 }
             }
             let dst = format!("{to}{}", &k[from.len()..]);
-            tasks.spawn(copy_object(self.client.clone(), k.clone(), dst, *size));
+            tasks.spawn(copy_object(self.client.clone(), k.clone(), dst, *size, None));
         }
         while let Some(r) = tasks.join_next().await {
             r.map_err(|_| libc::EIO)??;
@@ -1005,12 +1135,38 @@ impl Core {
     }
 }
 
-/// Server-side copy; above 5 GiB as a multipart copy.
-async fn copy_object(client: S3Client, from: String, to: String, size: u64) -> Result<(), Errno> {
+/// A file's attributes from its HeadObject.
+fn file_meta(m: &ObjectMeta, now: SystemTime) -> Meta {
+    let stored = mtime::stored(&m.metadata);
+    Meta {
+        kind: Kind::File,
+        size: m.size,
+        mtime: stored.or(m.last_modified).unwrap_or(now),
+        mtime_from: if stored.is_some() {
+            MtimeFrom::Stored
+        } else {
+            MtimeFrom::LastModified
+        },
+        etag: m.etag.clone(),
+    }
+}
+
+/// Server-side copy (above the store's single-copy limit, a multipart
+/// copy), with the source's content type and metadata or with `opts`.
+/// Returns the new ETag.
+async fn copy_object(
+    client: S3Client,
+    from: String,
+    to: String,
+    size: u64,
+    opts: Option<PutOptions>,
+) -> Result<Option<String>, Errno> {
     let q = client.endpoint().quirks().clone();
     if size <= q.max_copy_object_size {
-        client.copy_object(&from, &to, None).await.map_err(|e| s3_errno(&e))?;
-        return Ok(());
+        return client
+            .copy_object(&from, &to, opts.as_ref())
+            .await
+            .map_err(|e| s3_errno(&e));
     }
     if !q.upload_part_copy {
         return Err(libc::EXDEV);
@@ -1022,8 +1178,20 @@ async fn copy_object(client: S3Client, from: String, to: String, size: u64) -> R
         .min(512 * 1024 * 1024)
         .max(q.min_part_size)
         .max(size.div_ceil(u64::from(q.max_parts.max(1))));
+    // A multipart upload starts with no metadata: the source's is carried over.
+    let opts = match opts {
+        Some(o) => o,
+        None => {
+            let m = client.head_object(&from).await.map_err(|e| s3_errno(&e))?;
+            PutOptions {
+                content_type: m.content_type,
+                metadata: m.metadata,
+                if_none_match: false,
+            }
+        }
+    };
     let id = client
-        .create_multipart_upload(&to, &Default::default())
+        .create_multipart_upload(&to, &opts)
         .await
         .map_err(|e| s3_errno(&e))?;
     let mut parts = Vec::new();
@@ -1041,9 +1209,11 @@ async fn copy_object(client: S3Client, from: String, to: String, size: u64) -> R
         }
         start = end;
     }
-    if let Err(e) = client.complete_multipart_upload(&to, &id, &parts).await {
-        let _ = client.abort_multipart_upload(&to, &id).await;
-        return Err(s3_errno(&e));
+    match client.complete_multipart_upload(&to, &id, &parts).await {
+        Ok(etag) => Ok(etag),
+        Err(e) => {
+            let _ = client.abort_multipart_upload(&to, &id).await;
+            Err(s3_errno(&e))
+        }
     }
-    Ok(())
 }

@@ -12,8 +12,9 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
-use super::core::{Core, Errno as Eno};
+use super::core::{Core, Errno as Eno, SetAttr};
 use super::inode::{Kind, Node};
+use super::mtime::NewMtime;
 
 pub(crate) struct Fs {
     pub core: Arc<Core>,
@@ -191,7 +192,7 @@ impl fuser::Filesystem for Fs {
         gid: Option<u32>,
         size: Option<u64>,
         _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -202,7 +203,19 @@ impl fuser::Filesystem for Fs {
     ) {
         let c = self.ctx();
         self.spawn(async move {
-            match c.core.setattr(ino.0, size, mode, uid, gid, fh.map(|f| f.0)).await {
+            // atime is not kept (it reads as mtime, as on a `noatime` mount).
+            let set = SetAttr {
+                size,
+                mode,
+                uid,
+                gid,
+                mtime: mtime.map(|t| match t {
+                    TimeOrNow::Now => NewMtime::Now,
+                    TimeOrNow::SpecificTime(t) => NewMtime::At(t),
+                }),
+                fh: fh.map(|f| f.0),
+            };
+            match c.core.setattr(ino.0, set).await {
                 Ok(n) => reply.attr(&c.ttl, &c.attr(&n)),
                 Err(e) => reply.error(errno(e)),
             }

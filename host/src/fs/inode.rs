@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
+use super::mtime::NewMtime;
+
 pub(crate) const ROOT: u64 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,13 +21,44 @@ pub(crate) enum Kind {
     Dir,
 }
 
+/// Where a file's `mtime` comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MtimeFrom {
+    /// The object's `Last-Modified` as a listing gives it. Listings carry
+    /// no user metadata: the object may keep a time of its own.
+    Listing,
+    /// The object's `Last-Modified`, and it keeps no time of its own (a
+    /// HeadObject found none, or this mount wrote it without one); also
+    /// directories, which keep none.
+    LastModified,
+    /// The time the object keeps in its metadata (see [`super::mtime`]).
+    Stored,
+}
+
 /// What a listing or HeadObject said about a name.
 #[derive(Clone, Debug)]
 pub(crate) struct Meta {
     pub kind: Kind,
     pub size: u64,
     pub mtime: SystemTime,
+    pub mtime_from: MtimeFrom,
     pub etag: Option<String>,
+}
+
+impl Meta {
+    /// `self` (newly heard) merged over `known`: a listing of the same
+    /// version cannot see a stored time, so the one known is kept.
+    fn over(mut self, known: &Meta) -> Meta {
+        if self.mtime_from == MtimeFrom::Listing
+            && known.mtime_from == MtimeFrom::Stored
+            && self.etag.is_some()
+            && self.etag == known.etag
+        {
+            self.mtime = known.mtime;
+            self.mtime_from = MtimeFrom::Stored;
+        }
+        self
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -53,6 +86,10 @@ pub(crate) struct Node {
     /// the inode was opened for writing (the cache then holds written
     /// bytes no version is known by).
     pub cached_etag: Option<String>,
+    /// A time set while the file is being written here: the upload at
+    /// `close`/`fsync` stores it (a later write clears it, as a write
+    /// moves a file's mtime).
+    pub pending_mtime: Option<NewMtime>,
 }
 
 struct Tables {
@@ -76,6 +113,7 @@ impl InodeTable {
                 kind: Kind::Dir,
                 size: 0,
                 mtime: root_mtime,
+                mtime_from: MtimeFrom::LastModified,
                 etag: None,
             },
             valid_until: far_future(),
@@ -85,6 +123,7 @@ impl InodeTable {
             local: false,
             detached: false,
             cached_etag: None,
+            pending_mtime: None,
         };
         let mut nodes = HashMap::new();
         nodes.insert(ROOT, root);
@@ -122,7 +161,7 @@ impl InodeTable {
             if node.meta.kind == meta.kind {
                 // A file with writers is the truth here, not the server.
                 if node.writers == 0 && !node.local {
-                    node.meta = meta;
+                    node.meta = meta.over(&node.meta);
                     node.valid_until = valid_until;
                 } else if node.meta.kind == Kind::Dir {
                     node.valid_until = valid_until;
@@ -159,6 +198,7 @@ impl InodeTable {
             local: false,
             detached: false,
             cached_etag: None,
+            pending_mtime: None,
         };
         t.nodes.insert(ino, node.clone());
         t.children.insert(key, ino);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::TryStreamExt;
 
-use super::inode::{Kind, Meta};
+use super::inode::{Kind, Meta, MtimeFrom};
 use crate::s3::{parse_rfc3339, S3Client, S3Error};
 
 /// Whether an S3 key segment can be a file name here.
@@ -39,6 +39,7 @@ pub(crate) async fn list_dir(client: &S3Client, dir_prefix: &str, now: SystemTim
                     kind: Kind::Dir,
                     size: 0,
                     mtime: now,
+                    mtime_from: MtimeFrom::LastModified,
                     etag: None,
                 },
             );
@@ -65,6 +66,7 @@ pub(crate) async fn list_dir(client: &S3Client, dir_prefix: &str, now: SystemTim
                     kind: Kind::File,
                     size: o.size,
                     mtime,
+                    mtime_from: MtimeFrom::Listing,
                     etag: o.etag,
                 },
             );

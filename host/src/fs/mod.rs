@@ -20,6 +20,7 @@ mod fuse;
 mod inode;
 mod listing;
 mod mountpoint;
+mod mtime;
 mod options;
 mod read;
 mod staging;

@@ -83,6 +83,9 @@ fn eio(e: &S3Error) -> i32 {
 pub(crate) struct Uploaded {
     pub etag: Option<String>,
     pub size: u64,
+    /// Whether the object was written with the options `flush` was given
+    /// (a streamed upload started before they were known was not).
+    pub with_options: bool,
 }
 
 struct Mpu {
@@ -286,8 +289,9 @@ impl WriteHandle {
         Ok(())
     }
 
-    /// Uploads the file if it changed since the last upload.
-    pub async fn flush(&mut self, key: &str) -> Result<Option<Uploaded>, i32> {
+    /// Uploads the file if it changed since the last upload, with `opts`
+    /// where the upload has not started yet.
+    pub async fn flush(&mut self, key: &str, opts: &PutOptions) -> Result<Option<Uploaded>, i32> {
         self.check()?;
         if !self.dirty {
             return Ok(None);
@@ -295,7 +299,7 @@ impl WriteHandle {
         match &mut self.state {
             State::Streaming(s) => {
                 let streamer = std::mem::replace(s, Streamer::new());
-                match streamer.finish(&self.ctx, key).await {
+                match streamer.finish(&self.ctx, key, opts).await {
                     Ok(up) => {
                         self.dirty = false;
                         // Later writes (after fsync, or through a dup'ed fd)
@@ -326,7 +330,7 @@ impl WriteHandle {
             State::Staged(s) => {
                 // A failed staged upload keeps its data: a later fsync or
                 // close tries again.
-                let up = s.upload(&self.ctx, key).await?;
+                let up = s.upload(&self.ctx, key, opts).await?;
                 self.dirty = false;
                 Ok(Some(up))
             }
@@ -374,7 +378,7 @@ impl WriteHandle {
         // and continue from it.
         let was_dirty = self.dirty;
         self.dirty = true;
-        match self.flush(key).await {
+        match self.flush(key, &PutOptions::default()).await {
             Ok(_) => Ok(()),
             Err(e) => {
                 self.dirty = was_dirty;
@@ -490,20 +494,24 @@ impl Streamer {
         Ok(())
     }
 
-    async fn finish(mut self, ctx: &WriteCtx, key: &str) -> Result<Uploaded, i32> {
+    async fn finish(mut self, ctx: &WriteCtx, key: &str, opts: &PutOptions) -> Result<Uploaded, i32> {
         let size = self.size;
         if self.mpu.is_none() {
             let body = self.take_pending();
             let _slot = ctx.requests.acquire().await;
             let etag = ctx
                 .client
-                .put_object(key, Payload::Bytes(body), &PutOptions::default())
+                .put_object(key, Payload::Bytes(body), opts)
                 .await
                 .map_err(|e| {
                     tracing::warn!(key, error = %e, "upload failed");
                     eio(&e)
                 })?;
-            return Ok(Uploaded { etag, size });
+            return Ok(Uploaded {
+                etag,
+                size,
+                with_options: true,
+            });
         }
         let result = async {
             if !self.pending().is_empty() {
@@ -536,9 +544,17 @@ impl Streamer {
             // Renamed while being written.
             let etag = ctx.client.copy_object(&mpu.key, key, None).await.map_err(|e| eio(&e))?;
             ctx.client.delete_object(&mpu.key).await.map_err(|e| eio(&e))?;
-            return Ok(Uploaded { etag, size });
+            return Ok(Uploaded {
+                etag,
+                size,
+                with_options: false,
+            });
         }
-        Ok(Uploaded { etag, size })
+        Ok(Uploaded {
+            etag,
+            size,
+            with_options: false,
+        })
     }
 }
 
@@ -644,7 +660,7 @@ impl Staged {
         Ok(())
     }
 
-    async fn upload(&mut self, ctx: &WriteCtx, key: &str) -> Result<Uploaded, i32> {
+    async fn upload(&mut self, ctx: &WriteCtx, key: &str, opts: &PutOptions) -> Result<Uploaded, i32> {
         let src = self.source(&ctx.client);
         let size = self.size;
         let etag = if size <= ctx.part_size.max(ctx.quirks().min_part_size) {
@@ -652,14 +668,14 @@ impl Staged {
             let body = src.materialize(0..size).await?;
             let _slot = ctx.requests.acquire().await;
             ctx.client
-                .put_object(key, Payload::Bytes(body), &PutOptions::default())
+                .put_object(key, Payload::Bytes(body), opts)
                 .await
                 .map_err(|e| {
                     tracing::warn!(key, error = %e, "upload failed");
                     eio(&e)
                 })?
         } else {
-            multipart_from(ctx, key, &src, size).await?
+            multipart_from(ctx, key, &src, size, opts).await?
         };
         self.base = Some(Base {
             key: key.to_string(),
@@ -671,13 +687,23 @@ impl Staged {
             let _ = f.file.set_len(0);
             f.account(0);
         }
-        Ok(Uploaded { etag, size })
+        Ok(Uploaded {
+            etag,
+            size,
+            with_options: true,
+        })
     }
 }
 
 /// Uploads a staged file as a multipart upload, copying unchanged parts
 /// server-side when the provider can.
-async fn multipart_from(ctx: &WriteCtx, key: &str, src: &Source, size: u64) -> Result<Option<String>, i32> {
+async fn multipart_from(
+    ctx: &WriteCtx,
+    key: &str,
+    src: &Source,
+    size: u64,
+    opts: &PutOptions,
+) -> Result<Option<String>, i32> {
     let q = ctx.quirks();
     let mib = 1024 * 1024;
     let mut part = ctx.part_size.max(q.min_part_size);
@@ -686,7 +712,7 @@ async fn multipart_from(ctx: &WriteCtx, key: &str, src: &Source, size: u64) -> R
     }
     let id = ctx
         .client
-        .create_multipart_upload(key, &PutOptions::default())
+        .create_multipart_upload(key, opts)
         .await
         .map_err(|e| eio(&e))?;
     let result = async {

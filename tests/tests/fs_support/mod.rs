@@ -85,6 +85,13 @@ impl Env {
         }
     }
 
+    /// The object's metadata as HeadObject gives it.
+    pub fn head(&self, key: &str) -> byos3::s3::ObjectMeta {
+        self.rt
+            .block_on(self.s3.head_object(key))
+            .unwrap_or_else(|e| panic!("head {key}: {e}"))
+    }
+
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         use futures_util::TryStreamExt;
         self.rt.block_on(async {
