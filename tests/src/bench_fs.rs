@@ -3,7 +3,10 @@
 //! ceiling), and the peer mounts installed here (s3fs, rclone).
 //!
 //! Usage: `bench-fs --byos3 PATH/TO/byos3 [--size-mib 1024] [--files 1000] [--only byos3,s3fs,...]
-//! [--phases read1,read4,rand4k,rand256k,write,small,ls,smallread]` (`--phases` runs a subset, for profiling one).
+//! [--phases read1,read4,rand4k,rand256k,write,small,ls,smallread] [--rounds 1]` (`--phases` runs a
+//! subset, for profiling one; `--rounds N` runs the whole set N times, the
+//! mounts in alternating order, and reports the median of each figure with
+//! the per-round ratios, since runs on a shared two-core machine swing by ±20 %).
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +28,7 @@ struct Args {
     files: usize,
     only: Option<Vec<String>>,
     phases: Option<Vec<String>>,
+    rounds: usize,
 }
 
 impl Args {
@@ -40,6 +44,7 @@ fn parse_args() -> Result<Args> {
         files: 1000,
         only: None,
         phases: None,
+        rounds: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -50,6 +55,7 @@ fn parse_args() -> Result<Args> {
             "--files" => a.files = val()?.parse()?,
             "--only" => a.only = Some(val()?.split(',').map(str::to_string).collect()),
             "--phases" => a.phases = Some(val()?.split(',').map(str::to_string).collect()),
+            "--rounds" => a.rounds = val()?.parse::<usize>()?.clamp(1, 20),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -78,6 +84,46 @@ struct Row {
     served: Vec<(&'static str, f64)>,
     served_mark: u64,
     note: String,
+}
+
+impl Row {
+    /// The figures, in table order.
+    fn figures(&mut self) -> [&mut Option<f64>; 10] {
+        [
+            &mut self.seq_read_1,
+            &mut self.seq_read_4,
+            &mut self.seq_write,
+            &mut self.rand_4k,
+            &mut self.rand_256k,
+            &mut self.small_files,
+            &mut self.small_read,
+            &mut self.small_reread,
+            &mut self.ls_l,
+            &mut self.peak_rss_mib,
+        ]
+    }
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[n / 2]),
+        n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// One row whose figures are the medians of the rounds' (the per-phase
+/// details and notes are the last round's).
+fn median_row(mut rounds: Vec<Row>) -> Row {
+    let mut out = rounds.last().cloned().unwrap_or_default();
+    let cols: Vec<Vec<f64>> = (0..10)
+        .map(|i| rounds.iter_mut().filter_map(|r| *r.figures()[i]).collect())
+        .collect();
+    for (slot, col) in out.figures().into_iter().zip(cols) {
+        *slot = median(col);
+    }
+    out
 }
 
 fn mbps(bytes: u64, d: Duration) -> f64 {
@@ -426,6 +472,18 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
     // Leave the bucket as it was for the next mount.
     rt.block_on(async {
         let _ = client.delete_object("bench/written.bin").await;
+        let prefix = format!("bench/small-{kind}/");
+        use futures_util::TryStreamExt;
+        let pages: Vec<_> = client
+            .list_pages(prefix.clone(), None, Some(1000))
+            .try_collect()
+            .await
+            .unwrap_or_default();
+        let keys: Vec<String> = pages.into_iter().flat_map(|p| p.objects).map(|o| o.key).collect();
+        for chunk in keys.chunks(1000) {
+            let _ = client.delete_objects(chunk).await;
+        }
+        let _ = client.delete_object(&prefix).await;
     });
     Ok(row)
 }
@@ -590,7 +648,6 @@ fn main() -> Result<()> {
         Ok::<_, anyhow::Error>(())
     })?;
 
-    let mut rows = vec![ceiling(&args, &client, &rt)?];
     let have = |bin: &str| {
         Command::new(bin)
             .arg("--version")
@@ -606,24 +663,50 @@ fn main() -> Result<()> {
     if have("rclone") {
         kinds.extend(["rclone-off", "rclone-writes"]);
     }
-    for kind in kinds {
-        if args.only.as_ref().is_some_and(|o| !o.iter().any(|x| x == kind)) {
-            continue;
+    kinds.retain(|kind| args.only.as_ref().is_none_or(|o| o.iter().any(|x| x == kind)));
+    // rounds[i][j]: round i of the ceiling (j = 0) and of each mount.
+    let mut rounds: Vec<Vec<Row>> = Vec::new();
+    for round in 0..args.rounds {
+        let mut this = vec![ceiling(&args, &client, &rt)?];
+        // Every other round runs the mounts in reverse order, so no mount
+        // always runs just after the same neighbour.
+        let order: Vec<&str> = if round % 2 == 0 {
+            kinds.clone()
+        } else {
+            kinds.iter().rev().copied().collect()
+        };
+        for kind in order {
+            eprintln!("round {}/{}: benchmarking {kind}...", round + 1, args.rounds);
+            this.push(match run_mount(kind, &args, &g, &client, &rt) {
+                Ok(r) => r,
+                Err(e) => Row {
+                    name: kind.into(),
+                    note: format!("failed: {e:#}"),
+                    ..Row::default()
+                },
+            });
         }
-        eprintln!("benchmarking {kind}...");
-        match run_mount(kind, &args, &g, &client, &rt) {
-            Ok(r) => rows.push(r),
-            Err(e) => rows.push(Row {
-                name: kind.into(),
-                note: format!("failed: {e:#}"),
-                ..Row::default()
-            }),
-        }
+        rounds.push(this);
     }
+    let mut names = vec!["S3 client (ceiling)".to_string()];
+    names.extend(kinds.iter().map(|k| k.to_string()));
+    let per_name = |name: &str| -> Vec<Row> {
+        rounds
+            .iter()
+            .filter_map(|r| r.iter().find(|x| x.name == name).cloned())
+            .collect()
+    };
+    let rows: Vec<Row> = names.iter().map(|n| median_row(per_name(n))).collect();
 
     println!(
-        "\nbyos3 filesystem benchmark: Garage on 127.0.0.1, {} MiB object, {} small files of 4 KiB",
-        args.size_mib, args.files
+        "\nbyos3 filesystem benchmark: Garage on 127.0.0.1, {} MiB object, {} small files of 4 KiB{}",
+        args.size_mib,
+        args.files,
+        if args.rounds > 1 {
+            format!(", median of {} rounds", args.rounds)
+        } else {
+            String::new()
+        }
     );
     println!(
         "| mount | seq read 1 MiB/s | seq read 4 MiB/s | seq write MiB/s | rand 4K ops/s | rand 256K ops/s | small files/s | small read/s | small re-read/s | ls -l s | peak RSS MiB | notes |"
@@ -686,6 +769,26 @@ fn main() -> Result<()> {
                 ratio(b.small_reread, r.small_reread),
                 ratio(r.ls_l, b.ls_l),
             );
+        }
+    }
+    if args.rounds > 1 {
+        // byos3 / ceiling measured minutes apart in the same round: the
+        // spread shows how much of a ratio is the machine.
+        let (ours, ceil) = (per_name("byos3"), per_name("S3 client (ceiling)"));
+        println!("\nbyos3 / ceiling per round (then the median):");
+        let labels = ["seq read 1", "seq read 4", "write", "rand 4K", "rand 256K", "small files", "small read"];
+        for (i, label) in labels.iter().enumerate() {
+            let mut per: Vec<f64> = Vec::new();
+            for (o, c) in ours.iter().zip(&ceil) {
+                let (mut o, mut c) = (o.clone(), c.clone());
+                if let (Some(a), Some(b)) = (*o.figures()[i], *c.figures()[i]) {
+                    if b > 0.0 {
+                        per.push(a / b);
+                    }
+                }
+            }
+            let shown: Vec<String> = per.iter().map(|r| format!("{r:.2}")).collect();
+            println!("  {label:<12} {}  -> {}", shown.join(" "), fmt(median(per), 2));
         }
     }
     Ok(())
