@@ -776,7 +776,15 @@ fn main() -> Result<()> {
         // spread shows how much of a ratio is the machine.
         let (ours, ceil) = (per_name("byos3"), per_name("S3 client (ceiling)"));
         println!("\nbyos3 / ceiling per round (then the median):");
-        let labels = ["seq read 1", "seq read 4", "write", "rand 4K", "rand 256K", "small files", "small read"];
+        let labels = [
+            "seq read 1",
+            "seq read 4",
+            "write",
+            "rand 4K",
+            "rand 256K",
+            "small files",
+            "small read",
+        ];
         for (i, label) in labels.iter().enumerate() {
             let mut per: Vec<f64> = Vec::new();
             for (o, c) in ours.iter().zip(&ceil) {

@@ -592,6 +592,29 @@ fn walking_a_large_directory_after_its_listing_expired_relists_it_instead_of_a_h
     assert!(heads < 150, "{heads} HeadObject for 1,500 names: one per name");
 }
 
+/// Files opened by name in a directory the mount never listed (a reader
+/// with its own list of names): after a few HeadObjects the directory is
+/// listed, a page, then more as lookups go on, not a HEAD per name.
+#[test]
+fn looking_up_names_in_a_directory_never_listed_lists_it_instead_of_a_head_per_name() {
+    let env = Env::start();
+    env.put_numbered("named/", 2500, |i| vec![0u8; i % 7]);
+    let m = env.mount("named", opts());
+    for i in 0..300 {
+        let md = std::fs::metadata(m.p(&format!("f{i:04}"))).unwrap();
+        assert_eq!(md.len(), (i % 7) as u64, "f{i:04}");
+    }
+    let err = std::fs::metadata(m.p("f9999")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    let st = m.handle().stats();
+    let (heads, lists) = (st.requests(Operation::HeadObject), st.requests(Operation::ListObjects));
+    // 31 names asked on their own (a one-page try at 8 and a two-page try
+    // at 16 find more than they may list; four pages at 32 list it all).
+    assert!(heads < 40, "{heads} HeadObject for 300 names: one per name");
+    assert!(lists < 45, "{lists} ListObjects");
+    m.unmount();
+}
+
 #[test]
 fn sub_path_isolation() {
     let env = Env::start();

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::budget::Budget;
 use super::inode::{join, InodeTable, Kind, Meta, MtimeFrom, Node};
-use super::listing::{list_dir, valid_name, ListingCache};
+use super::listing::{list_dir, list_dir_within, valid_name, ListingCache, Relist};
 use super::mtime::{self, NewMtime};
 use super::read::{Prefetcher, ReadCtx};
 use super::staging::Staging;
@@ -22,15 +22,6 @@ use super::MountOptions;
 use crate::s3::{ObjectMeta, PutOptions, S3Client, S3Error};
 
 pub(crate) type Errno = i32;
-
-/// Directories up to this many entries (one LIST page) are re-listed
-/// whole when their cached listing expires, instead of a HEAD per name
-/// looked up.
-const SMALL_DIR: usize = 1000;
-/// A larger directory is re-listed once it has had one lookup per this
-/// many entries since its listing expired: by then the HEADs spent would
-/// have paid for listing it (one page of 1,000 costs about eight HEADs).
-const ENTRIES_PER_MISS: usize = 125;
 
 /// What a `setattr` asks to change.
 #[derive(Default)]
@@ -264,21 +255,27 @@ impl Core {
                 return Ok(Some(n));
             }
         }
-        let relist = |(len, misses): (usize, usize)| len < SMALL_DIR || misses * ENTRIES_PER_MISS >= len;
         let meta = match self.listings.lookup(parent, name) {
             Some(m) => m,
-            // A directory listed before, small (one being filled, typically)
-            // or walked name by name (files read one after the other): one
-            // LIST refreshes the answer for every name in it.
-            None if self.listings.stale_miss(parent).is_some_and(relist) => {
-                let l = list_dir(&self.client, &self.dir_prefix(&p.path), SystemTime::now())
-                    .await
-                    .map_err(|e| s3_errno(&e))?;
-                let m = l.get(name).cloned();
-                self.listings.put(parent, l);
-                m
-            }
-            None => self.fetch_meta(&join(&p.path, name)).await?,
+            // The directory is small or being walked name by name: one
+            // listing answers for every name in it (see `Relist`).
+            None => match self.listings.miss(parent) {
+                Relist::Within(pages) => {
+                    let l = list_dir_within(&self.client, &self.dir_prefix(&p.path), SystemTime::now(), pages)
+                        .await
+                        .map_err(|e| s3_errno(&e))?;
+                    match l {
+                        Some(l) => {
+                            let m = l.get(name).cloned();
+                            self.listings.put(parent, l);
+                            m
+                        }
+                        // Larger than this try lists: the name on its own.
+                        None => self.fetch_meta(&join(&p.path, name)).await?,
+                    }
+                }
+                Relist::No => self.fetch_meta(&join(&p.path, name)).await?,
+            },
         };
         match meta {
             Some(meta) => Ok(self.inodes.upsert(parent, name, meta, self.fresh_until(), false)),

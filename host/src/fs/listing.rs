@@ -19,12 +19,40 @@ pub(crate) fn valid_name(name: &str) -> bool {
 /// same name.
 pub(crate) type Entries = BTreeMap<String, Meta>;
 
+/// Keys per LIST page.
+const PAGE: usize = 1000;
+/// A directory listed before whose listing expired is listed again at
+/// its first lookup the old listing cannot answer when it had fewer
+/// entries than this (one page).
+const SMALL_DIR: usize = PAGE;
+/// Otherwise once it has had one such lookup per this many entries: by
+/// then the HeadObjects spent would have paid for listing it (a page of
+/// 1,000 costs about eight HEADs).
+const ENTRIES_PER_MISS: usize = 125;
+
 /// Lists the direct children of the directory whose key prefix is
 /// `dir_prefix` ("" or ending in `/`), every page.
 pub(crate) async fn list_dir(client: &S3Client, dir_prefix: &str, now: SystemTime) -> Result<Entries, S3Error> {
+    let l = list_dir_within(client, dir_prefix, now, usize::MAX).await?;
+    Ok(l.unwrap_or_default())
+}
+
+/// [`list_dir`] if the directory fits in `max_pages` pages, else `None`.
+pub(crate) async fn list_dir_within(
+    client: &S3Client,
+    dir_prefix: &str,
+    now: SystemTime,
+    max_pages: usize,
+) -> Result<Option<Entries>, S3Error> {
     let mut out = Entries::new();
-    let mut pages = std::pin::pin!(client.list_pages(dir_prefix.to_string(), Some("/".to_string()), Some(1000)));
+    let mut pages = std::pin::pin!(client.list_pages(dir_prefix.to_string(), Some("/".to_string()), Some(PAGE as u32)));
+    let mut fetched = 0;
     while let Some(page) = pages.try_next().await? {
+        fetched += 1;
+        if fetched == max_pages && page.next_token.is_some() {
+            // More than allowed: stop before fetching the rest.
+            return Ok(None);
+        }
         for p in page.prefixes {
             let Some(name) = p.strip_prefix(dir_prefix).and_then(|n| n.strip_suffix('/')) else {
                 continue;
@@ -72,7 +100,16 @@ pub(crate) async fn list_dir(client: &S3Client, dir_prefix: &str, now: SystemTim
             );
         }
     }
-    Ok(out)
+    Ok(Some(out))
+}
+
+/// Whether a lookup a directory's cached listing could not answer should
+/// list the directory instead of asking for the one name.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Relist {
+    No,
+    /// List it, if it fits in this many pages.
+    Within(usize),
 }
 
 struct Cached {
@@ -82,11 +119,20 @@ struct Cached {
     misses: usize,
 }
 
+/// Lookups in a directory never listed, whose size is unknown.
+#[derive(Default)]
+struct Unlisted {
+    misses: usize,
+    /// Listings tried that found more pages than they were allowed.
+    tries: u32,
+}
+
 /// Listings by directory inode, trusted for a TTL and kept in step with
 /// the changes made through this mount.
 pub(crate) struct ListingCache {
     ttl: Duration,
     map: Mutex<HashMap<u64, Cached>>,
+    unlisted: Mutex<HashMap<u64, Unlisted>>,
 }
 
 impl ListingCache {
@@ -94,6 +140,7 @@ impl ListingCache {
         Self {
             ttl,
             map: Mutex::new(HashMap::new()),
+            unlisted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -115,20 +162,44 @@ impl ListingCache {
         (c.fetched.elapsed() < self.ttl).then(|| c.entries.get(name).cloned())
     }
 
-    /// Counts a lookup in `dir` that its expired listing could not answer;
-    /// returns the listing's entries and the lookups counted so far, if
-    /// an expired listing is still held.
-    pub fn stale_miss(&self, dir: u64) -> Option<(usize, usize)> {
-        let mut m = self.lock();
-        let c = m.get_mut(&dir)?;
-        c.misses += 1;
-        Some((c.entries.len(), c.misses))
+    /// Counts a lookup in `dir` that no fresh listing answered, and says
+    /// whether listing the directory now costs less than asking for names
+    /// one by one. A directory listed before is listed again at once when
+    /// it had one page or less, else once it has had one lookup per
+    /// [`ENTRIES_PER_MISS`] entries. A directory never listed is tried at
+    /// 8 lookups with one page, then at 16 with two, 32 with four...: a
+    /// try that finds more is dropped, so however large the directory,
+    /// the pages spent stay within twice the lookups' worth.
+    pub fn miss(&self, dir: u64) -> Relist {
+        if self.ttl.is_zero() {
+            return Relist::No;
+        }
+        if let Some(c) = self.lock().get_mut(&dir) {
+            c.misses += 1;
+            let (len, misses) = (c.entries.len(), c.misses);
+            return if len < SMALL_DIR || misses * ENTRIES_PER_MISS >= len {
+                Relist::Within(usize::MAX)
+            } else {
+                Relist::No
+            };
+        }
+        let mut u = self.unlisted.lock().unwrap_or_else(|p| p.into_inner());
+        let e = u.entry(dir).or_default();
+        e.misses += 1;
+        let pages = 1usize << e.tries.min(20);
+        if e.misses * ENTRIES_PER_MISS >= pages * PAGE {
+            e.tries += 1;
+            Relist::Within(pages)
+        } else {
+            Relist::No
+        }
     }
 
     pub fn put(&self, dir: u64, entries: Entries) {
         if self.ttl.is_zero() {
             return;
         }
+        self.unlisted.lock().unwrap_or_else(|p| p.into_inner()).remove(&dir);
         self.lock().insert(
             dir,
             Cached {
@@ -174,5 +245,65 @@ mod tests {
             assert!(!valid_name(bad), "{bad:?}");
         }
         assert!(valid_name("a b+c%.txt"));
+    }
+
+    #[test]
+    fn a_directory_never_listed_is_tried_with_pages_doubling_as_lookups_grow() {
+        let c = ListingCache::new(Duration::from_secs(60));
+        let tries: Vec<(usize, Relist)> = (1..=70)
+            .map(|i| (i, c.miss(7)))
+            .filter(|(_, r)| *r != Relist::No)
+            .collect();
+        assert_eq!(
+            tries,
+            [
+                (8, Relist::Within(1)),
+                (16, Relist::Within(2)),
+                (32, Relist::Within(4)),
+                (64, Relist::Within(8))
+            ]
+        );
+        // Once listed it follows the rule of listed directories.
+        c.put(7, Entries::new());
+        c.invalidate(7);
+        let again: Vec<Relist> = (0..8).map(|_| c.miss(7)).collect();
+        assert_eq!(
+            again[..7],
+            [
+                Relist::No,
+                Relist::No,
+                Relist::No,
+                Relist::No,
+                Relist::No,
+                Relist::No,
+                Relist::No
+            ]
+        );
+        assert_eq!(again[7], Relist::Within(1), "the count starts again after a listing");
+    }
+
+    #[test]
+    fn an_expired_listing_is_listed_again_when_small_or_walked() {
+        let c = ListingCache::new(Duration::from_millis(1));
+        let entry = Meta {
+            kind: Kind::File,
+            size: 1,
+            mtime: SystemTime::UNIX_EPOCH,
+            mtime_from: MtimeFrom::Listing,
+            etag: None,
+        };
+        let small: Entries = (0..10).map(|i| (format!("f{i}"), entry.clone())).collect();
+        c.put(1, small);
+        let big: Entries = (0..2500).map(|i| (format!("f{i}"), entry.clone())).collect();
+        c.put(2, big);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(c.miss(1), Relist::Within(usize::MAX));
+        let first = (1..=25).find(|_| c.miss(2) != Relist::No);
+        assert_eq!(first, Some(20), "2,500 entries / 125 per lookup");
+        assert_eq!(
+            ListingCache::new(Duration::ZERO).miss(3),
+            Relist::No,
+            "no listing cache"
+        );
     }
 }
