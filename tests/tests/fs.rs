@@ -137,6 +137,44 @@ fn a_read_just_behind_the_prefetch_window_does_not_restart_it() {
     );
 }
 
+/// Readers that split a file between them stop at each other's start:
+/// no window fetches the next reader's share for nothing.
+#[test]
+fn readers_splitting_a_file_do_not_prefetch_each_others_shares() {
+    use std::os::unix::fs::FileExt;
+    let env = Env::start();
+    let data = pattern(96 * MIB, 12);
+    env.put("shares/obj", &data);
+    let m = env.mount("shares", opts());
+    let share = 24 * MIB;
+    // Every reader has begun before any goes on: one that started late
+    // would find the others' windows already in its share.
+    let started = std::sync::Barrier::new(4);
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let (path, data, started) = (m.p("obj"), &data, &started);
+            s.spawn(move || {
+                let f = std::fs::File::open(path).unwrap();
+                let mut buf = vec![0u8; MIB];
+                for j in 0..share / MIB {
+                    if j == 2 {
+                        started.wait();
+                    }
+                    let at = i * share + j * MIB;
+                    f.read_exact_at(&mut buf, at as u64).unwrap();
+                    assert!(buf == data[at..at + MIB], "reader {i}, MiB {j}");
+                }
+            });
+        }
+    });
+    // A little of the kernel's readahead past a share may be fetched too.
+    let received = m.handle().stats().bytes_received;
+    assert!(
+        received <= 110 * MIB as u64,
+        "{received} bytes received for 96 MiB read once by four readers"
+    );
+}
+
 /// A file read before and unchanged since is served from the kernel's
 /// page cache on the next open, after one HEAD; a changed one is fetched
 /// again, whatever the metadata TTL says.
@@ -306,6 +344,7 @@ fn rename_files_and_directories() {
     env.put("rn/a.txt", b"A");
     env.put("rn/d/x", b"X");
     env.put("rn/d/sub/y", b"Y");
+    env.put("rn/staged", &pattern(11 * MIB, 4));
     let m = env.mount("rn", opts());
     std::fs::rename(m.p("a.txt"), m.p("b.txt")).unwrap();
     assert!(!m.p("a.txt").exists());
@@ -327,10 +366,9 @@ fn rename_files_and_directories() {
     assert_eq!(std::fs::read(m.p("e/c.txt")).unwrap(), b"A");
     let mut keys = env.keys("rn/");
     keys.sort();
-    assert_eq!(keys, ["rn/e/c.txt", "rn/e/sub/y", "rn/e/x"]);
+    assert_eq!(keys, ["rn/e/c.txt", "rn/e/sub/y", "rn/e/x", "rn/staged"]);
 
     // An existing file being rewritten in place, renamed before close.
-    env.put("rn/staged", &pattern(11 * MIB, 4));
     {
         let mut f = std::fs::OpenOptions::new().write(true).open(m.p("staged")).unwrap();
         f.seek(SeekFrom::Start(MIB as u64)).unwrap();

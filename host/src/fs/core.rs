@@ -517,7 +517,7 @@ impl Core {
                 (n.meta.etag, n.meta.size)
             };
             let served = etag.clone();
-            let pf = Prefetcher::new(self.read_ctx.clone(), key, etag, size);
+            let pf = Prefetcher::new(self.read_ctx.clone(), key, etag, size, n.streams.join());
             self.inodes.update(ino, |x| {
                 x.open += 1;
                 if x.writers == 0 && !x.local {

@@ -8,10 +8,11 @@
 //! fresh inode and the old one lingers until the kernel forgets it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use super::mtime::NewMtime;
+use super::streams::Streams;
 
 pub(crate) const ROOT: u64 = 1;
 
@@ -90,6 +91,8 @@ pub(crate) struct Node {
     /// `close`/`fsync` stores it (a later write clears it, as a write
     /// moves a file's mtime).
     pub pending_mtime: Option<NewMtime>,
+    /// The sequential streams of the file's readers.
+    pub streams: Arc<Streams>,
 }
 
 struct Tables {
@@ -124,6 +127,7 @@ impl InodeTable {
             detached: false,
             cached_etag: None,
             pending_mtime: None,
+            streams: Arc::default(),
         };
         let mut nodes = HashMap::new();
         nodes.insert(ROOT, root);
@@ -199,6 +203,7 @@ impl InodeTable {
             detached: false,
             cached_etag: None,
             pending_mtime: None,
+            streams: Arc::default(),
         };
         t.nodes.insert(ino, node.clone());
         t.children.insert(key, ino);

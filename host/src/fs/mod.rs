@@ -24,6 +24,7 @@ mod mtime;
 mod options;
 mod read;
 mod staging;
+mod streams;
 mod write;
 
 use std::path::{Path, PathBuf};

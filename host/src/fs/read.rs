@@ -16,6 +16,7 @@ use futures_util::TryStreamExt;
 use tokio::sync::{oneshot, Notify, Semaphore};
 
 use super::budget::{Budget, PoolBuf};
+use super::streams::StreamSlot;
 use crate::s3::S3Client;
 
 /// First window of a reader that starts at the beginning or continues
@@ -277,10 +278,13 @@ pub(crate) struct Prefetcher {
     /// Set when the reader followed a new version, until the owner asks.
     repinned: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
+    /// This reader among the file's readers: its window stops where
+    /// another's sequential stream starts.
+    stream: StreamSlot,
 }
 
 impl Prefetcher {
-    pub fn new(ctx: ReadCtx, key: String, etag: Option<String>, size: u64) -> Self {
+    pub fn new(ctx: ReadCtx, key: String, etag: Option<String>, size: u64, stream: StreamSlot) -> Self {
         Self {
             ctx,
             key,
@@ -293,6 +297,7 @@ impl Prefetcher {
                 window: 0,
                 last_memory: None,
             }),
+            stream,
         }
     }
 
@@ -392,6 +397,12 @@ impl Prefetcher {
         if !fresh && st.window > 0 && offset < front && front - offset <= STRAGGLER_REACH {
             return Plan::Straggler(etag);
         }
+        // The window stopped at another reader's stream; a read past that
+        // point (the kernel's readahead running on) is fetched on its own
+        // and leaves the window as it is.
+        if !fresh && st.window > 0 && offset >= st.next_fetch && self.stream.limit_after(front) == Some(st.next_fetch) {
+            return Plan::Straggler(etag);
+        }
         let sequential = if fresh {
             offset < INITIAL_WINDOW
         } else {
@@ -399,6 +410,7 @@ impl Prefetcher {
         };
         if !sequential {
             // A jump: drop the window and fetch only what this read needs.
+            self.stream.set(None);
             st.segments.clear();
             let fetch_end = end.max(offset + RANDOM_GRANULE).min(size);
             let (seg, memory) = Segment::start(&self.ctx, &self.key, etag.as_deref(), offset..fetch_end, None);
@@ -408,11 +420,11 @@ impl Prefetcher {
             st.window = 0;
             return Plan::Segments(vec![seg]);
         }
-        if fresh {
+        if st.window == 0 {
+            // A stream starts (at the beginning, or sequential after a
+            // random read): the window starts growing.
             st.window = INITIAL_WINDOW;
-        } else if st.window == 0 {
-            // Sequential after a random read: start growing.
-            st.window = INITIAL_WINDOW;
+            self.stream.set(Some(if fresh { offset } else { front }));
         }
         // Forget what the reader has left behind; each finished segment
         // widens the window.
@@ -426,11 +438,18 @@ impl Prefetcher {
         }
         // A reader that skipped a little ahead gets the gap fetched too:
         // coverage stays one contiguous run, so every read inside it is served.
-        let target = (end.max(offset + st.window)).min(size);
+        // Up to another reader's stream, whose bytes are its to fetch.
+        let limit = self.stream.limit_after(offset).unwrap_or(u64::MAX);
+        let target = end.max((offset + st.window).min(limit)).min(size);
         while st.next_fetch < target {
             let seg_len = st.window.clamp(INITIAL_WINDOW, MAX_SEGMENT);
             let a = st.next_fetch;
-            let b = (a + seg_len).min(size);
+            // Window-sized segments may end past the target, but not past
+            // another reader's start.
+            let mut b = (a + seg_len).min(size);
+            if a < limit {
+                b = b.min(limit.max(end));
+            }
             let after = st.last_memory.take();
             let (seg, memory) = Segment::start(&self.ctx, &self.key, etag.as_deref(), a..b, after);
             st.last_memory = Some(memory);
