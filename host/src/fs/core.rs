@@ -691,19 +691,8 @@ impl Core {
         }) = flushed
         {
             time_kept = with_options || at.is_none();
-            let stored = at.filter(|_| time_kept);
             let until = self.fresh_until();
-            let meta = Meta {
-                kind: Kind::File,
-                size,
-                mtime: stored.unwrap_or_else(SystemTime::now),
-                mtime_from: if stored.is_some() {
-                    MtimeFrom::Stored
-                } else {
-                    MtimeFrom::LastModified
-                },
-                etag,
-            };
+            let meta = Meta::file(size, etag, at.filter(|_| time_kept), SystemTime::now());
             self.inodes.update(ino, |x| {
                 x.local = false;
                 x.meta = meta.clone();
@@ -925,17 +914,7 @@ impl Core {
         let etag = copy_object(self.client.clone(), key.clone(), key, m.size, Some(opts))
             .await
             .map_err(|e| if e == libc::EXDEV { libc::EPERM } else { e })?;
-        let meta = Meta {
-            kind: Kind::File,
-            size: m.size,
-            mtime: t.unwrap_or_else(SystemTime::now),
-            mtime_from: if t.is_some() {
-                MtimeFrom::Stored
-            } else {
-                MtimeFrom::LastModified
-            },
-            etag: etag.or(m.etag),
-        };
+        let meta = Meta::file(m.size, etag.or(m.etag), t, SystemTime::now());
         let until = self.fresh_until();
         self.inodes.update(ino, |x| {
             if x.writers == 0 && !x.local {
@@ -1134,18 +1113,12 @@ impl Core {
 
 /// A file's attributes from its HeadObject.
 fn file_meta(m: &ObjectMeta, now: SystemTime) -> Meta {
-    let stored = mtime::stored(&m.metadata);
-    Meta {
-        kind: Kind::File,
-        size: m.size,
-        mtime: stored.or(m.last_modified).unwrap_or(now),
-        mtime_from: if stored.is_some() {
-            MtimeFrom::Stored
-        } else {
-            MtimeFrom::LastModified
-        },
-        etag: m.etag.clone(),
-    }
+    Meta::file(
+        m.size,
+        m.etag.clone(),
+        mtime::stored(&m.metadata),
+        m.last_modified.unwrap_or(now),
+    )
 }
 
 /// Server-side copy (above the store's single-copy limit, a multipart

@@ -47,6 +47,22 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
+    /// A file's attributes from what the server keeps of it: the time it
+    /// stores if any, else `last_modified`.
+    pub fn file(size: u64, etag: Option<String>, stored: Option<SystemTime>, last_modified: SystemTime) -> Meta {
+        Meta {
+            kind: Kind::File,
+            size,
+            mtime: stored.unwrap_or(last_modified),
+            mtime_from: if stored.is_some() {
+                MtimeFrom::Stored
+            } else {
+                MtimeFrom::LastModified
+            },
+            etag,
+        }
+    }
+
     /// `self` (newly heard) merged over `known`: a listing of the same
     /// version cannot see a stored time, so the one known is kept.
     fn over(mut self, known: &Meta) -> Meta {
@@ -334,4 +350,54 @@ pub(crate) fn join(parent: &str, name: &str) -> String {
 
 pub(crate) fn far_future() -> Instant {
     Instant::now() + std::time::Duration::from_secs(100 * 365 * 86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn a_listing_keeps_the_stored_time_of_the_version_it_lists_and_not_of_another() {
+        let table = InodeTable::new(UNIX_EPOCH);
+        let until = far_future();
+        let stored = UNIX_EPOCH + Duration::from_secs(1_000);
+        let modified = UNIX_EPOCH + Duration::from_secs(2_000);
+        let listed = |etag: &str| Meta {
+            kind: Kind::File,
+            size: 3,
+            mtime: modified,
+            mtime_from: MtimeFrom::Listing,
+            etag: Some(etag.into()),
+        };
+        table.upsert(
+            ROOT,
+            "f",
+            Meta::file(3, Some("v1".into()), Some(stored), modified),
+            until,
+            true,
+        );
+        let n = table.upsert(ROOT, "f", listed("v1"), until, false).unwrap();
+        assert_eq!((n.meta.mtime, n.meta.mtime_from), (stored, MtimeFrom::Stored));
+        let n = table.upsert(ROOT, "f", listed("v2"), until, false).unwrap();
+        assert_eq!((n.meta.mtime, n.meta.mtime_from), (modified, MtimeFrom::Listing));
+        // What a HeadObject says replaces what was known, even for one version.
+        table.upsert(
+            ROOT,
+            "f",
+            Meta::file(3, Some("v1".into()), Some(stored), modified),
+            until,
+            false,
+        );
+        let n = table
+            .upsert(
+                ROOT,
+                "f",
+                Meta::file(3, Some("v1".into()), None, modified),
+                until,
+                false,
+            )
+            .unwrap();
+        assert_eq!((n.meta.mtime, n.meta.mtime_from), (modified, MtimeFrom::LastModified));
+    }
 }
