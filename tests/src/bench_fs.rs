@@ -729,8 +729,9 @@ fn main() -> Result<()> {
             r.note
         );
     }
+    let which = if args.rounds > 1 { " (last round)" } else { "" };
     println!(
-        "\nMiB the server sent per read phase (the readers asked for read1 {size_mib}, read4 {size_mib}, rand4k {:.1}, rand256k {:.0}):",
+        "\nMiB the server sent per read phase{which} (the readers asked for read1 {size_mib}, read4 {size_mib}, rand4k {:.1}, rand256k {:.0}):",
         (RANDOM_READS[0].0 * RANDOM_READS[0].1 as u64) as f64 / MIB as f64,
         (RANDOM_READS[1].0 * RANDOM_READS[1].1 as u64) as f64 / MIB as f64,
         size_mib = args.size_mib,
@@ -739,7 +740,7 @@ fn main() -> Result<()> {
         let served: Vec<String> = r.served.iter().map(|(p, mib)| format!("{p} {mib:.0}")).collect();
         println!("  {:<20} {}", r.name, served.join("  "));
     }
-    println!("\nper phase: peak RSS MiB / CPU seconds of the mount process:");
+    println!("\nper phase{which}: peak RSS MiB / CPU seconds of the mount process:");
     for r in rows.iter().filter(|r| !r.phases.is_empty()) {
         let phases: Vec<String> = r
             .phases
