@@ -568,23 +568,26 @@ impl Core {
 
     /// [`Self::refresh`] without trusting the metadata cache.
     async fn refresh_from_server(&self, ino: u64) -> Result<Node, Errno> {
-        let n = self.node(ino)?;
-        let key = self.key(&n.path);
-        match self.client.head_object(&key).await {
-            Ok(m) => {
-                let until = self.fresh_until();
-                let fresh = file_meta(&m, SystemTime::now());
-                self.inodes.update(ino, |x| {
-                    x.meta.size = fresh.size;
-                    x.meta.etag = fresh.etag;
-                    if m.last_modified.is_some() || fresh.mtime_from == MtimeFrom::Stored {
-                        x.meta.mtime = fresh.mtime;
-                        x.meta.mtime_from = fresh.mtime_from;
-                    }
-                    x.valid_until = until;
-                });
-                self.node(ino)
+        let m = self.head_file(&self.node(ino)?).await?;
+        let until = self.fresh_until();
+        let fresh = file_meta(&m, SystemTime::now());
+        self.inodes.update(ino, |x| {
+            x.meta.size = fresh.size;
+            x.meta.etag = fresh.etag;
+            if m.last_modified.is_some() || fresh.mtime_from == MtimeFrom::Stored {
+                x.meta.mtime = fresh.mtime;
+                x.meta.mtime_from = fresh.mtime_from;
             }
+            x.valid_until = until;
+        });
+        self.node(ino)
+    }
+
+    /// HeadObject of a file the mount knows; one gone from the bucket
+    /// leaves the namespace (`ENOENT`).
+    async fn head_file(&self, n: &Node) -> Result<ObjectMeta, Errno> {
+        match self.client.head_object(&self.key(&n.path)).await {
+            Ok(m) => Ok(m),
             Err(e) if e.is_not_found() => {
                 self.inodes.remove_child(n.parent, &n.name);
                 Err(libc::ENOENT)
@@ -898,14 +901,7 @@ impl Core {
         }
         let n = self.node(ino)?;
         let key = self.key(&n.path);
-        let m = match self.client.head_object(&key).await {
-            Ok(m) => m,
-            Err(e) if e.is_not_found() => {
-                self.inodes.remove_child(n.parent, &n.name);
-                return Err(libc::ENOENT);
-            }
-            Err(e) => return Err(s3_errno(&e)),
-        };
+        let m = self.head_file(&n).await?;
         let opts = PutOptions {
             content_type: m.content_type.clone(),
             metadata: mtime::with_time(&m.metadata, t),
