@@ -128,6 +128,22 @@ impl Mount {
         self.handle.as_ref().unwrap()
     }
 
+    /// Bytes the mount has received once its GETs in flight (a prefetch
+    /// window running ahead) have finished: the count no longer moves
+    /// over 50 ms, or 5 s have passed.
+    pub fn settled_bytes_received(&self) -> u64 {
+        let mut last = self.handle().stats().bytes_received;
+        for _ in 0..100 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let now = self.handle().stats().bytes_received;
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
+    }
+
     pub fn unmount(mut self) {
         if let Some(h) = self.handle.take() {
             h.unmount().map_err(|e| e.error).expect("unmount");
