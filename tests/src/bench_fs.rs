@@ -87,8 +87,13 @@ struct Row {
 }
 
 impl Row {
-    /// The figures, in table order.
-    fn figures(&mut self) -> [&mut Option<f64>; 10] {
+    /// The figures, in table order (read through the one list below).
+    fn figures(&self) -> [Option<f64>; 10] {
+        self.clone().figures_mut().map(|f| *f)
+    }
+
+    /// The figures to set, in table order.
+    fn figures_mut(&mut self) -> [&mut Option<f64>; 10] {
         [
             &mut self.seq_read_1,
             &mut self.seq_read_4,
@@ -115,12 +120,12 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 
 /// One row whose figures are the medians of the rounds' (the per-phase
 /// details and notes are the last round's).
-fn median_row(mut rounds: Vec<Row>) -> Row {
+fn median_row(rounds: Vec<Row>) -> Row {
     let mut out = rounds.last().cloned().unwrap_or_default();
     let cols: Vec<Vec<f64>> = (0..10)
-        .map(|i| rounds.iter_mut().filter_map(|r| *r.figures()[i]).collect())
+        .map(|i| rounds.iter().filter_map(|r| r.figures()[i]).collect())
         .collect();
-    for (slot, col) in out.figures().into_iter().zip(cols) {
+    for (slot, col) in out.figures_mut().into_iter().zip(cols) {
         *slot = median(col);
     }
     out
@@ -789,8 +794,7 @@ fn main() -> Result<()> {
         for (i, label) in labels.iter().enumerate() {
             let mut per: Vec<f64> = Vec::new();
             for (o, c) in ours.iter().zip(&ceil) {
-                let (mut o, mut c) = (o.clone(), c.clone());
-                if let (Some(a), Some(b)) = (*o.figures()[i], *c.figures()[i]) {
+                if let (Some(a), Some(b)) = (o.figures()[i], c.figures()[i]) {
                     if b > 0.0 {
                         per.push(a / b);
                     }
