@@ -112,9 +112,9 @@ fn stale_mount_point_is_cleaned_before_mounting() {
     let handle = byos3::fs::mount(env.mount_client(), "stale", dir.path(), opts()).unwrap();
     assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"still here");
     // A user still inside the mount. It also keeps this process's FUSE
-    // session, which unmounts on its way out once the connection is gone
-    // (a dead daemon cannot), from removing the stale mount before it is
-    // looked at: that unmount is not lazy and fails on a busy mount.
+    // session, which unmounts on its way out once the connection is gone,
+    // from removing the stale mount before it is looked at: that unmount
+    // is not lazy and fails on a busy mount.
     let inside = std::fs::File::open(dir.path()).unwrap();
     // Kill the connection as a crash would, and lose the handle with it.
     use std::os::unix::fs::MetadataExt;
@@ -126,6 +126,17 @@ fn stale_mount_point_is_cleaned_before_mounting() {
         drop(handle);
         return;
     }
+    // The aborted session's thread tries a (non-lazy) unmount of the path
+    // on its way out. A dead daemon cannot, so wait for that attempt to be
+    // over (it fails: `inside` keeps the old mount busy) rather than let it
+    // race the new mount below and unmount that one instead.
+    for _ in 0..500 {
+        if !handle.is_alive() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!handle.is_alive(), "the FUSE session outlived its aborted connection");
     std::mem::forget(handle);
     // (stat may be answered from the kernel's cache; listing asks the daemon.)
     let err = std::fs::read_dir(dir.path()).map(drop).unwrap_err();
