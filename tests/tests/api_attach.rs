@@ -360,6 +360,11 @@ fn revoked_credentials_and_a_dead_mount_are_reported_and_metrics_count_the_traff
             text.contains(&format!("byos3_attachment_prefetch_memory_bytes{{{labels}}} 0")),
             "{text}"
         );
+        // The root and the file the kernel still holds.
+        assert!(
+            text.contains(&format!("byos3_attachment_inodes{{{labels}}} 2")),
+            "{text}"
+        );
         assert!(text.contains("byos3_api_request_duration_seconds_count{route=\"/v1/disks/{id}\",method=\"GET\"} 1"));
         assert!(!text.contains(&g.secret_key) && !text.contains(&g.access_key));
 

@@ -113,7 +113,7 @@ pub(crate) fn render(api: &ApiMetrics, mounts: &MountManager) -> String {
         )
     };
     type Series = (&'static str, &'static str, &'static str, fn(&MountMetrics) -> u64);
-    let gauges: [Series; 9] = [
+    let gauges: [Series; 10] = [
         (
             "byos3_attachment_up",
             "gauge",
@@ -167,6 +167,12 @@ pub(crate) fn render(api: &ApiMetrics, mounts: &MountManager) -> String {
             "gauge",
             "Changed file data staged on local disk.",
             |m| m.staged_bytes,
+        ),
+        (
+            "byos3_attachment_inodes",
+            "gauge",
+            "Inodes the mount keeps (names the kernel holds, open files).",
+            |m| m.inodes,
         ),
     ];
     for (name, kind, help, value) in gauges {

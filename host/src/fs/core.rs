@@ -298,12 +298,15 @@ impl Core {
             return Err(libc::ENOENT);
         }
         let n = self.resolve(parent, name).await?.ok_or(libc::ENOENT)?;
-        self.inodes.update(n.ino, |n| n.lookups += 1);
-        Ok(n)
+        Ok(self.inodes.hold(&n))
     }
 
     pub fn forget(&self, ino: u64, n: u64) {
-        self.inodes.forget(ino, n);
+        if self.inodes.forget(ino, n) {
+            // A directory the kernel forgot is never asked for by that
+            // number again: its listing would only take memory.
+            self.listings.forget_dir(ino);
+        }
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Node, Errno> {
@@ -378,12 +381,19 @@ impl Core {
     }
 
     /// The kernel now holds a lookup on an entry returned by readdirplus.
-    pub fn count_lookup(&self, ino: u64) {
-        self.inodes.update(ino, |n| n.lookups += 1);
+    /// The kernel now holds a lookup on an entry a readdirplus replied.
+    pub fn hold_entry(&self, node: &Node) {
+        self.inodes.hold(node);
     }
 
     pub fn releasedir(&self, fh: u64) {
-        self.take_handle(fh);
+        // Entries the kernel took no lookup on (a plain readdir, a listing
+        // read only in part) leave the table with the handle.
+        if let Some(Handle::Dir { entries }) = self.take_handle(fh) {
+            for e in entries.iter() {
+                self.inodes.release(e.node.ino);
+            }
+        }
     }
 
     pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Node, Errno> {
@@ -392,7 +402,8 @@ impl Core {
             return Err(libc::EINVAL);
         }
         let p = self.dir(parent)?;
-        if self.resolve(parent, name).await?.is_some() {
+        if let Some(n) = self.resolve(parent, name).await? {
+            self.inodes.release(n.ino);
             return Err(libc::EEXIST);
         }
         let path = join(&p.path, name);

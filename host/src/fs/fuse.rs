@@ -483,7 +483,7 @@ impl fuser::Filesystem for Fs {
                     Generation(0),
                 );
                 if !full {
-                    self.core.count_lookup(n.ino);
+                    self.core.hold_entry(&n);
                 }
                 full
             };

@@ -6,6 +6,10 @@
 //! holds a lookup on it (or a handle is open); a path whose kind changed
 //! behind our back (file deleted, directory of that name created) gets a
 //! fresh inode and the old one lingers until the kernel forgets it.
+//!
+//! A node nobody holds any more leaves the table, so the table follows
+//! the kernel's own inode cache: it shrinks when the kernel reclaims
+//! memory instead of growing with every name the mount has ever seen.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -115,6 +119,59 @@ struct Tables {
     nodes: HashMap<u64, Node>,
     children: HashMap<(u64, String), u64>,
     next: u64,
+    stored_times: StoredTimes,
+}
+
+/// Stored times (see [`MtimeFrom::Stored`]) of files that left the table,
+/// by path and version. Listings cannot carry them, so without this a
+/// file's time would fall back to its Last-Modified each time the kernel
+/// forgot it. Bounded: the oldest records go first.
+struct StoredTimes {
+    by_path: HashMap<String, (String, SystemTime)>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// Records [`StoredTimes`] keeps at most (about 100 bytes each).
+const STORED_TIMES: usize = 65_536;
+
+impl StoredTimes {
+    fn new() -> Self {
+        Self {
+            by_path: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn keep(&mut self, node: &Node) {
+        let (MtimeFrom::Stored, Some(etag)) = (node.meta.mtime_from, &node.meta.etag) else {
+            return;
+        };
+        if self
+            .by_path
+            .insert(node.path.clone(), (etag.clone(), node.meta.mtime))
+            .is_none()
+        {
+            self.order.push_back(node.path.clone());
+        }
+        while self.by_path.len() > STORED_TIMES {
+            let Some(oldest) = self.order.pop_front() else { break };
+            self.by_path.remove(&oldest);
+        }
+    }
+
+    /// `meta` heard for `path`, with the time kept for that version.
+    fn recall(&self, path: &str, meta: Meta) -> Meta {
+        let Some((etag, mtime)) = self.by_path.get(path) else {
+            return meta;
+        };
+        let known = Meta {
+            mtime: *mtime,
+            mtime_from: MtimeFrom::Stored,
+            etag: Some(etag.clone()),
+            ..meta.clone()
+        };
+        meta.over(&known)
+    }
 }
 
 pub(crate) struct InodeTable {
@@ -152,6 +209,7 @@ impl InodeTable {
                 nodes,
                 children: HashMap::new(),
                 next: ROOT + 1,
+                stored_times: StoredTimes::new(),
             }),
         }
     }
@@ -205,6 +263,7 @@ impl InodeTable {
         let ino = t.next;
         t.next += 1;
         let path = join(&parent_path, name);
+        let meta = t.stored_times.recall(&path, meta);
         let node = Node {
             ino,
             parent,
@@ -277,43 +336,65 @@ impl InodeTable {
         }
     }
 
-    /// The kernel dropped `n` lookups.
-    pub fn forget(&self, ino: u64, n: u64) {
+    /// The kernel now holds one more lookup on `node`: a lookup or a
+    /// readdirplus entry is being replied with it. A node that left the
+    /// table since it was resolved (nobody held it) is put back under the
+    /// number the kernel is about to learn.
+    pub fn hold(&self, node: &Node) -> Node {
+        let mut t = self.lock();
+        if let Some(n) = t.nodes.get_mut(&node.ino) {
+            n.lookups += 1;
+            return n.clone();
+        }
+        let mut n = node.clone();
+        // It left unreferenced: whatever handles the copy counted are gone.
+        (n.lookups, n.open, n.writers, n.local) = (1, 0, 0, false);
+        if !n.detached && t.nodes.contains_key(&n.parent) {
+            t.children.entry((n.parent, n.name.clone())).or_insert(n.ino);
+        }
+        t.nodes.insert(n.ino, n.clone());
+        n
+    }
+
+    /// The kernel dropped `n` lookups. Returns whether the node left the
+    /// table with them.
+    pub fn forget(&self, ino: u64, n: u64) -> bool {
         if ino == ROOT {
-            return;
+            return false;
         }
         let mut t = self.lock();
         if let Some(node) = t.nodes.get_mut(&ino) {
             node.lookups = node.lookups.saturating_sub(n);
         }
-        Self::gc(&mut t, ino);
+        Self::gc(&mut t, ino)
     }
 
-    /// Drops a node nobody holds any more.
-    fn gc(t: &mut Tables, ino: u64) {
-        let Some(node) = t.nodes.get(&ino) else { return };
-        if ino == ROOT || node.lookups > 0 || node.open > 0 {
-            return;
+    /// Drops a node nobody holds any more: no kernel lookup, no handle.
+    /// Returns whether it did.
+    fn gc(t: &mut Tables, ino: u64) -> bool {
+        let Some(node) = t.nodes.get(&ino) else { return false };
+        if ino == ROOT || node.lookups > 0 || node.open > 0 || node.writers > 0 {
+            return false;
         }
         let key = (node.parent, node.name.clone());
-        let detached = node.detached;
-        if !detached && t.children.get(&key) == Some(&ino) {
-            // Still in the namespace: keep the number stable while the
-            // path exists; it costs one entry.
-            if !node.local {
-                return;
-            }
-        }
-        t.nodes.remove(&ino);
+        let Some(node) = t.nodes.remove(&ino) else { return false };
         if t.children.get(&key) == Some(&ino) {
             t.children.remove(&key);
+            t.stored_times.keep(&node);
         }
+        true
     }
 
-    /// Re-checks a node after a handle closed.
+    /// Re-checks a node after a handle closed, or after an operation
+    /// resolved it without the kernel taking a lookup on it.
     pub fn release(&self, ino: u64) {
         let mut t = self.lock();
         Self::gc(&mut t, ino);
+    }
+
+    /// Nodes in the table, the root included.
+    pub fn len(&self) -> usize {
+        self.lock().nodes.len()
     }
 
     /// Children known locally (created here and not uploaded yet) of `dir`.
@@ -356,6 +437,112 @@ pub(crate) fn far_future() -> Instant {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    fn file() -> Meta {
+        Meta::file(1, None, None, UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_node_leaves_the_table_when_nothing_holds_it_and_keeps_its_number_until_then() {
+        let table = InodeTable::new(UNIX_EPOCH);
+        let until = far_future();
+        let dir = table
+            .upsert(
+                ROOT,
+                "d",
+                Meta {
+                    kind: Kind::Dir,
+                    ..file()
+                },
+                until,
+                true,
+            )
+            .unwrap();
+        let f = table.upsert(dir.ino, "f", file(), until, true).unwrap();
+        assert_eq!(table.len(), 3);
+        // Held: the same number for the same name.
+        assert_eq!(table.upsert(dir.ino, "f", file(), until, true).unwrap().ino, f.ino);
+        assert!(!table.forget(f.ino, 1), "one lookup is still held");
+        table.update(f.ino, |n| n.open += 1);
+        assert!(!table.forget(f.ino, 1), "an open handle holds it");
+        table.update(f.ino, |n| n.open -= 1);
+        table.release(f.ino);
+        assert!(table.get(f.ino).is_none(), "released by its last handle");
+        assert!(table.child(dir.ino, "f").is_none());
+        assert!(table.forget(dir.ino, 1));
+        assert_eq!(table.len(), 1, "only the root is left");
+        assert!(!table.forget(ROOT, 1), "the root stays");
+        // A name met again gets a new number: the old one is never reused.
+        let again = table
+            .upsert(
+                ROOT,
+                "d",
+                Meta {
+                    kind: Kind::Dir,
+                    ..file()
+                },
+                until,
+                true,
+            )
+            .unwrap();
+        assert!(again.ino > f.ino);
+    }
+
+    #[test]
+    fn holding_a_node_that_left_the_table_puts_it_back_under_its_number() {
+        let table = InodeTable::new(UNIX_EPOCH);
+        let until = far_future();
+        // Resolved (no lookup yet), then dropped before the reply counts it.
+        let n = table.upsert(ROOT, "f", file(), until, false).unwrap();
+        table.release(n.ino);
+        assert!(table.get(n.ino).is_none());
+        let held = table.hold(&n);
+        assert_eq!((held.ino, held.lookups), (n.ino, 1));
+        assert_eq!(table.child(ROOT, "f").map(|c| c.ino), Some(n.ino));
+        assert_eq!(table.hold(&n).lookups, 2);
+        assert!(!table.forget(n.ino, 1));
+        assert!(table.forget(n.ino, 1));
+    }
+
+    #[test]
+    fn a_stored_time_outlives_its_node_for_the_same_version() {
+        let table = InodeTable::new(UNIX_EPOCH);
+        let until = far_future();
+        let stored = UNIX_EPOCH + Duration::from_secs(1_000);
+        let modified = UNIX_EPOCH + Duration::from_secs(2_000);
+        let listed = |etag: &str| Meta {
+            mtime: modified,
+            mtime_from: MtimeFrom::Listing,
+            etag: Some(etag.into()),
+            ..file()
+        };
+        let n = table
+            .upsert(
+                ROOT,
+                "f",
+                Meta::file(1, Some("v1".into()), Some(stored), modified),
+                until,
+                true,
+            )
+            .unwrap();
+        assert!(table.forget(n.ino, 1));
+        let again = table.upsert(ROOT, "f", listed("v1"), until, true).unwrap();
+        assert_ne!(again.ino, n.ino);
+        assert_eq!((again.meta.mtime, again.meta.mtime_from), (stored, MtimeFrom::Stored));
+        assert!(table.forget(again.ino, 1));
+        let other = table.upsert(ROOT, "f", listed("v2"), until, true).unwrap();
+        assert_eq!(other.meta.mtime, modified, "another version keeps its own time");
+
+        let mut times = StoredTimes::new();
+        for i in 0..STORED_TIMES + 10 {
+            let mut n = n.clone();
+            n.path = format!("f{i}");
+            times.keep(&n);
+            times.keep(&n);
+        }
+        assert_eq!((times.by_path.len(), times.order.len()), (STORED_TIMES, STORED_TIMES));
+        assert!(!times.by_path.contains_key("f0"), "the oldest went first");
+    }
 
     #[test]
     fn a_listing_keeps_the_stored_time_of_the_version_it_lists_and_not_of_another() {

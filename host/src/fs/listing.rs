@@ -113,10 +113,25 @@ pub(crate) enum Relist {
 }
 
 struct Cached {
+    /// Emptied once the listing expired and was swept: only its size is
+    /// still needed then (see [`ListingCache::miss`]).
     entries: Entries,
+    /// Entries the listing had when it was swept.
+    len: usize,
     fetched: Instant,
     /// Lookups the expired listing could not answer.
     misses: usize,
+}
+
+impl Cached {
+    fn len(&self) -> usize {
+        self.entries.len().max(self.len)
+    }
+}
+
+struct Listings {
+    map: HashMap<u64, Cached>,
+    last_sweep: Instant,
 }
 
 /// Lookups in a directory never listed, whose size is unknown.
@@ -129,9 +144,13 @@ struct Unlisted {
 
 /// Listings by directory inode, trusted for a TTL and kept in step with
 /// the changes made through this mount.
+///
+/// Memory: a listing holds its entries for the TTL; after that only its
+/// size and miss count stay (swept at most once per TTL), until the kernel
+/// forgets the directory ([`ListingCache::forget_dir`]).
 pub(crate) struct ListingCache {
     ttl: Duration,
-    map: Mutex<HashMap<u64, Cached>>,
+    listings: Mutex<Listings>,
     unlisted: Mutex<HashMap<u64, Unlisted>>,
 }
 
@@ -139,26 +158,29 @@ impl ListingCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            map: Mutex::new(HashMap::new()),
+            listings: Mutex::new(Listings {
+                map: HashMap::new(),
+                last_sweep: Instant::now(),
+            }),
             unlisted: Mutex::new(HashMap::new()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Cached>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Listings> {
+        self.listings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The fresh listing of `dir`, if any.
     pub fn get(&self, dir: u64) -> Option<Entries> {
-        let m = self.lock();
-        let c = m.get(&dir)?;
+        let l = self.lock();
+        let c = l.map.get(&dir)?;
         (c.fetched.elapsed() < self.ttl).then(|| c.entries.clone())
     }
 
     /// What a fresh listing says of one name: `Some(None)` is a trusted "absent".
     pub fn lookup(&self, dir: u64, name: &str) -> Option<Option<Meta>> {
-        let m = self.lock();
-        let c = m.get(&dir)?;
+        let l = self.lock();
+        let c = l.map.get(&dir)?;
         (c.fetched.elapsed() < self.ttl).then(|| c.entries.get(name).cloned())
     }
 
@@ -174,9 +196,9 @@ impl ListingCache {
         if self.ttl.is_zero() {
             return Relist::No;
         }
-        if let Some(c) = self.lock().get_mut(&dir) {
+        if let Some(c) = self.lock().map.get_mut(&dir) {
             c.misses += 1;
-            let (len, misses) = (c.entries.len(), c.misses);
+            let (len, misses) = (c.len(), c.misses);
             return if len < SMALL_DIR || misses * ENTRIES_PER_MISS >= len {
                 Relist::Within(usize::MAX)
             } else {
@@ -200,20 +222,31 @@ impl ListingCache {
             return;
         }
         self.unlisted.lock().unwrap_or_else(|p| p.into_inner()).remove(&dir);
-        self.lock().insert(
+        let mut l = self.lock();
+        l.map.insert(
             dir,
             Cached {
                 entries,
+                len: 0,
                 fetched: Instant::now(),
                 misses: 0,
             },
         );
+        if l.last_sweep.elapsed() >= self.ttl {
+            l.last_sweep = Instant::now();
+            for c in l.map.values_mut() {
+                if c.fetched.elapsed() >= self.ttl && !c.entries.is_empty() {
+                    c.len = c.entries.len();
+                    c.entries = Entries::new();
+                }
+            }
+        }
     }
 
     /// Records a change made through the mount.
     pub fn set(&self, dir: u64, name: &str, meta: Option<Meta>) {
-        let mut m = self.lock();
-        if let Some(c) = m.get_mut(&dir) {
+        let mut l = self.lock();
+        if let Some(c) = l.map.get_mut(&dir) {
             match meta {
                 Some(meta) => {
                     c.entries.insert(name.to_string(), meta);
@@ -231,7 +264,22 @@ impl ListingCache {
     }
 
     pub fn invalidate(&self, dir: u64) {
-        self.lock().remove(&dir);
+        self.lock().map.remove(&dir);
+    }
+
+    /// Drops all that is known of `dir`: its inode is gone.
+    pub fn forget_dir(&self, dir: u64) {
+        self.invalidate(dir);
+        self.unlisted.lock().unwrap_or_else(|p| p.into_inner()).remove(&dir);
+    }
+
+    /// Directories with a listing or counters kept, and entries held in
+    /// listings: `(directories, entries)`.
+    #[cfg(test)]
+    pub fn held(&self) -> (usize, usize) {
+        let l = self.lock();
+        let unlisted = self.unlisted.lock().unwrap_or_else(|p| p.into_inner()).len();
+        (l.map.len() + unlisted, l.map.values().map(|c| c.entries.len()).sum())
     }
 }
 
@@ -297,9 +345,18 @@ mod tests {
         let big: Entries = (0..2500).map(|i| (format!("f{i}"), entry.clone())).collect();
         c.put(2, big);
         std::thread::sleep(Duration::from_millis(5));
+        // The next listing stored sweeps the expired ones down to their size.
+        c.put(3, Entries::new());
+        assert_eq!(c.held(), (3, 0), "expired entries are not kept");
         assert_eq!(c.miss(1), Relist::Within(usize::MAX));
         let first = (1..=25).find(|_| c.miss(2) != Relist::No);
         assert_eq!(first, Some(20), "2,500 entries / 125 per lookup");
+        c.miss(4);
+        assert_eq!(c.held().0, 4, "a directory never listed keeps its counter");
+        for dir in 1..=4 {
+            c.forget_dir(dir);
+        }
+        assert_eq!(c.held(), (0, 0), "nothing is kept of forgotten directories");
         assert_eq!(
             ListingCache::new(Duration::ZERO).miss(3),
             Relist::No,

@@ -281,6 +281,13 @@ impl MountHandle {
         self.core.budget.capacity()
     }
 
+    /// Inodes the mount keeps now: the names the kernel holds, open
+    /// files, and the root. It follows the kernel's inode cache, which
+    /// gives names back when it reclaims memory.
+    pub fn inodes(&self) -> usize {
+        self.core.inodes.len()
+    }
+
     /// Bytes staged locally right now.
     pub fn staged_bytes(&self) -> u64 {
         self.core.staging.used()

@@ -72,6 +72,8 @@ pub struct MountMetrics {
     pub prefetch_memory_in_use: u64,
     /// Bytes of changed files staged on local disk now.
     pub staged_bytes: u64,
+    /// Inodes the mount keeps now (see [`MountHandle::inodes`]).
+    pub inodes: u64,
     /// Multipart uploads started and not yet completed or aborted.
     pub uploads_in_flight: u64,
 }
@@ -454,6 +456,7 @@ impl MountManager {
                         .as_ref()
                         .map_or(0, |h| h.buffer_budget().saturating_sub(h.memory_available())),
                     staged_bytes: e.handle.as_ref().map_or(0, MountHandle::staged_bytes),
+                    inodes: e.handle.as_ref().map_or(0, |h| h.inodes() as u64),
                     uploads_in_flight: e.journal.as_ref().map_or(0, |j| j.len() as u64),
                 }
             })
