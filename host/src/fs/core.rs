@@ -433,7 +433,7 @@ impl Core {
         if n.meta.kind != Kind::Dir {
             return Err(libc::ENOTDIR);
         }
-        if self.inodes.has_local_below(&n.path) {
+        if self.inodes.has_local_below(n.ino) {
             return Err(libc::ENOTEMPTY);
         }
         let prefix = self.dir_prefix(&n.path);
@@ -1010,14 +1010,14 @@ impl Core {
                         .list_objects(&p, None, Some(2), None, None)
                         .await
                         .map_err(|e| s3_errno(&e))?;
-                    if page.objects.iter().any(|o| o.key != p) || self.inodes.has_local_below(&d.path) {
+                    if page.objects.iter().any(|o| o.key != p) || self.inodes.has_local_below(d.ino) {
                         return Err(libc::ENOTEMPTY);
                     }
                 }
                 if new_path.starts_with(&format!("{}/", src.path)) {
                     return Err(libc::EINVAL);
                 }
-                if self.inodes.has_local_below(&src.path) {
+                if self.inodes.has_local_below(src.ino) {
                     return Err(libc::EBUSY);
                 }
                 self.rename_tree(&self.dir_prefix(&src.path), &self.dir_prefix(&new_path))

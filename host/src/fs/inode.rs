@@ -11,7 +11,7 @@
 //! the kernel's own inode cache: it shrinks when the kernel reclaims
 //! memory instead of growing with every name the mount has ever seen.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -117,7 +117,8 @@ pub(crate) struct Node {
 
 struct Tables {
     nodes: HashMap<u64, Node>,
-    children: HashMap<(u64, String), u64>,
+    /// Ordered so a directory's children are one range.
+    children: BTreeMap<(u64, String), u64>,
     next: u64,
     stored_times: StoredTimes,
 }
@@ -207,7 +208,7 @@ impl InodeTable {
         Self {
             t: Mutex::new(Tables {
                 nodes,
-                children: HashMap::new(),
+                children: BTreeMap::new(),
                 next: ROOT + 1,
                 stored_times: StoredTimes::new(),
             }),
@@ -400,24 +401,36 @@ impl InodeTable {
     /// Children known locally (created here and not uploaded yet) of `dir`.
     pub fn local_children(&self, dir: u64) -> Vec<Node> {
         let t = self.lock();
-        t.nodes
-            .values()
-            .filter(|n| n.parent == dir && !n.detached && (n.local || n.writers > 0) && n.ino != ROOT)
+        Self::children_of(&t, dir)
+            .filter(|n| n.local || n.writers > 0)
             .cloned()
             .collect()
     }
 
-    /// Whether any node below the directory path `path` is still only local.
-    pub fn has_local_below(&self, path: &str) -> bool {
+    /// Whether any node below the directory `dir` is still only local.
+    pub fn has_local_below(&self, dir: u64) -> bool {
         let t = self.lock();
-        let prefix = if path.is_empty() {
-            String::new()
-        } else {
-            format!("{path}/")
-        };
-        t.nodes
-            .values()
-            .any(|n| !n.detached && n.local && n.path.starts_with(&prefix) && n.ino != ROOT)
+        let mut dirs = vec![dir];
+        while let Some(d) = dirs.pop() {
+            for n in Self::children_of(&t, d) {
+                if n.local {
+                    return true;
+                }
+                if n.meta.kind == Kind::Dir {
+                    dirs.push(n.ino);
+                }
+            }
+        }
+        false
+    }
+
+    /// The nodes in the namespace under `dir` (a range of `children`, so
+    /// the cost is theirs, not the table's).
+    fn children_of(t: &Tables, dir: u64) -> impl Iterator<Item = &Node> {
+        t.children
+            .range((dir, String::new())..(dir + 1, String::new()))
+            .filter_map(|(_, ino)| t.nodes.get(ino))
+            .filter(|n| n.ino != ROOT)
     }
 }
 
@@ -502,6 +515,41 @@ mod tests {
         assert_eq!(table.hold(&n).lookups, 2);
         assert!(!table.forget(n.ino, 1));
         assert!(table.forget(n.ino, 1));
+    }
+
+    #[test]
+    fn files_not_uploaded_yet_are_found_under_their_directory_only() {
+        let table = InodeTable::new(UNIX_EPOCH);
+        let until = far_future();
+        let dir = |parent, name| {
+            table
+                .upsert(
+                    parent,
+                    name,
+                    Meta {
+                        kind: Kind::Dir,
+                        ..file()
+                    },
+                    until,
+                    true,
+                )
+                .unwrap()
+        };
+        let (a, b, other) = (dir(ROOT, "a"), dir(ROOT, "b"), dir(ROOT, "ab"));
+        let deep = dir(a.ino, "deep");
+        table.upsert(a.ino, "uploaded", file(), until, true);
+        table.upsert(other.ino, "x", file(), until, true);
+        let pending = table.upsert(deep.ino, "new", file(), until, true).unwrap();
+        table.update(pending.ino, |n| (n.local, n.writers, n.open) = (true, 1, 1));
+        assert!(table.has_local_below(a.ino));
+        assert!(table.has_local_below(deep.ino));
+        assert!(table.has_local_below(ROOT));
+        assert!(!table.has_local_below(b.ino) && !table.has_local_below(other.ino));
+        let names: Vec<String> = table.local_children(deep.ino).into_iter().map(|n| n.name).collect();
+        assert_eq!(names, ["new"]);
+        assert!(table.local_children(a.ino).is_empty(), "only direct children");
+        table.update(pending.ino, |n| (n.local, n.writers, n.open) = (false, 0, 0));
+        assert!(!table.has_local_below(a.ino));
     }
 
     #[test]
