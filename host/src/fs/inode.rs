@@ -455,49 +455,47 @@ mod tests {
         Meta::file(1, None, None, UNIX_EPOCH)
     }
 
+    fn dir() -> Meta {
+        Meta {
+            kind: Kind::Dir,
+            ..file()
+        }
+    }
+
+    const STORED: Duration = Duration::from_secs(1_000);
+    const MODIFIED: Duration = Duration::from_secs(2_000);
+
+    /// A file version as a listing tells it: Last-Modified, no stored time.
+    fn listed(etag: &str) -> Meta {
+        Meta {
+            mtime: UNIX_EPOCH + MODIFIED,
+            mtime_from: MtimeFrom::Listing,
+            etag: Some(etag.into()),
+            ..file()
+        }
+    }
+
     #[test]
     fn a_node_leaves_the_table_when_nothing_holds_it_and_keeps_its_number_until_then() {
         let table = InodeTable::new(UNIX_EPOCH);
         let until = far_future();
-        let dir = table
-            .upsert(
-                ROOT,
-                "d",
-                Meta {
-                    kind: Kind::Dir,
-                    ..file()
-                },
-                until,
-                true,
-            )
-            .unwrap();
-        let f = table.upsert(dir.ino, "f", file(), until, true).unwrap();
+        let d = table.upsert(ROOT, "d", dir(), until, true).unwrap();
+        let f = table.upsert(d.ino, "f", file(), until, true).unwrap();
         assert_eq!(table.len(), 3);
         // Held: the same number for the same name.
-        assert_eq!(table.upsert(dir.ino, "f", file(), until, true).unwrap().ino, f.ino);
+        assert_eq!(table.upsert(d.ino, "f", file(), until, true).unwrap().ino, f.ino);
         assert!(!table.forget(f.ino, 1), "one lookup is still held");
         table.update(f.ino, |n| n.open += 1);
         assert!(!table.forget(f.ino, 1), "an open handle holds it");
         table.update(f.ino, |n| n.open -= 1);
         table.release(f.ino);
         assert!(table.get(f.ino).is_none(), "released by its last handle");
-        assert!(table.child(dir.ino, "f").is_none());
-        assert!(table.forget(dir.ino, 1));
+        assert!(table.child(d.ino, "f").is_none());
+        assert!(table.forget(d.ino, 1));
         assert_eq!(table.len(), 1, "only the root is left");
         assert!(!table.forget(ROOT, 1), "the root stays");
         // A name met again gets a new number: the old one is never reused.
-        let again = table
-            .upsert(
-                ROOT,
-                "d",
-                Meta {
-                    kind: Kind::Dir,
-                    ..file()
-                },
-                until,
-                true,
-            )
-            .unwrap();
+        let again = table.upsert(ROOT, "d", dir(), until, true).unwrap();
         assert!(again.ino > f.ino);
     }
 
@@ -521,22 +519,9 @@ mod tests {
     fn files_not_uploaded_yet_are_found_under_their_directory_only() {
         let table = InodeTable::new(UNIX_EPOCH);
         let until = far_future();
-        let dir = |parent, name| {
-            table
-                .upsert(
-                    parent,
-                    name,
-                    Meta {
-                        kind: Kind::Dir,
-                        ..file()
-                    },
-                    until,
-                    true,
-                )
-                .unwrap()
-        };
-        let (a, b, other) = (dir(ROOT, "a"), dir(ROOT, "b"), dir(ROOT, "ab"));
-        let deep = dir(a.ino, "deep");
+        let mkdir = |parent, name| table.upsert(parent, name, dir(), until, true).unwrap();
+        let (a, b, other) = (mkdir(ROOT, "a"), mkdir(ROOT, "b"), mkdir(ROOT, "ab"));
+        let deep = mkdir(a.ino, "deep");
         table.upsert(a.ino, "uploaded", file(), until, true);
         table.upsert(other.ino, "x", file(), until, true);
         let pending = table.upsert(deep.ino, "new", file(), until, true).unwrap();
@@ -556,14 +541,7 @@ mod tests {
     fn a_stored_time_outlives_its_node_for_the_same_version() {
         let table = InodeTable::new(UNIX_EPOCH);
         let until = far_future();
-        let stored = UNIX_EPOCH + Duration::from_secs(1_000);
-        let modified = UNIX_EPOCH + Duration::from_secs(2_000);
-        let listed = |etag: &str| Meta {
-            mtime: modified,
-            mtime_from: MtimeFrom::Listing,
-            etag: Some(etag.into()),
-            ..file()
-        };
+        let (stored, modified) = (UNIX_EPOCH + STORED, UNIX_EPOCH + MODIFIED);
         let n = table
             .upsert(
                 ROOT,
@@ -596,15 +574,7 @@ mod tests {
     fn a_listing_keeps_the_stored_time_of_the_version_it_lists_and_not_of_another() {
         let table = InodeTable::new(UNIX_EPOCH);
         let until = far_future();
-        let stored = UNIX_EPOCH + Duration::from_secs(1_000);
-        let modified = UNIX_EPOCH + Duration::from_secs(2_000);
-        let listed = |etag: &str| Meta {
-            kind: Kind::File,
-            size: 3,
-            mtime: modified,
-            mtime_from: MtimeFrom::Listing,
-            etag: Some(etag.into()),
-        };
+        let (stored, modified) = (UNIX_EPOCH + STORED, UNIX_EPOCH + MODIFIED);
         table.upsert(
             ROOT,
             "f",
