@@ -232,13 +232,7 @@ impl Core {
         let list = list.map_err(|e| s3_errno(&e))?;
         let now = SystemTime::now();
         if !list.objects.is_empty() || !list.prefixes.is_empty() {
-            return Ok(Some(Meta {
-                kind: Kind::Dir,
-                size: 0,
-                mtime: now,
-                mtime_from: MtimeFrom::LastModified,
-                etag: None,
-            }));
+            return Ok(Some(Meta::empty(Kind::Dir, now)));
         }
         match head {
             Ok(m) => Ok(Some(file_meta(&m, now))),
@@ -411,13 +405,7 @@ impl Core {
             .put_object(&self.dir_prefix(&path), crate::s3::Payload::Empty, &Default::default())
             .await
             .map_err(|e| s3_errno(&e))?;
-        let meta = Meta {
-            kind: Kind::Dir,
-            size: 0,
-            mtime: SystemTime::now(),
-            mtime_from: MtimeFrom::LastModified,
-            etag: None,
-        };
+        let meta = Meta::empty(Kind::Dir, SystemTime::now());
         let node = self
             .inodes
             .upsert(parent, name, meta.clone(), self.fresh_until(), true)
@@ -469,13 +457,7 @@ impl Core {
                 return Err(libc::EISDIR);
             }
         }
-        let meta = Meta {
-            kind: Kind::File,
-            size: 0,
-            mtime: SystemTime::now(),
-            mtime_from: MtimeFrom::LastModified,
-            etag: None,
-        };
+        let meta = Meta::empty(Kind::File, SystemTime::now());
         let node = self
             .inodes
             .upsert(parent, name, meta.clone(), self.fresh_until(), true)

@@ -51,6 +51,18 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
+    /// A directory (S3 keeps no time for one), or a file just created
+    /// here: no bytes, no version, `mtime` as given.
+    pub fn empty(kind: Kind, mtime: SystemTime) -> Meta {
+        Meta {
+            kind,
+            size: 0,
+            mtime,
+            mtime_from: MtimeFrom::LastModified,
+            etag: None,
+        }
+    }
+
     /// A file's attributes from what the server keeps of it: the time it
     /// stores if any, else `last_modified`.
     pub fn file(size: u64, etag: Option<String>, stored: Option<SystemTime>, last_modified: SystemTime) -> Meta {
@@ -186,13 +198,7 @@ impl InodeTable {
             parent: ROOT,
             name: String::new(),
             path: String::new(),
-            meta: Meta {
-                kind: Kind::Dir,
-                size: 0,
-                mtime: root_mtime,
-                mtime_from: MtimeFrom::LastModified,
-                etag: None,
-            },
+            meta: Meta::empty(Kind::Dir, root_mtime),
             valid_until: far_future(),
             lookups: 1,
             open: 0,

@@ -61,16 +61,7 @@ pub(crate) async fn list_dir_within(
                 tracing::warn!(key = %p, "skipping a key prefix that cannot be a directory name");
                 continue;
             }
-            out.insert(
-                name.to_string(),
-                Meta {
-                    kind: Kind::Dir,
-                    size: 0,
-                    mtime: now,
-                    mtime_from: MtimeFrom::LastModified,
-                    etag: None,
-                },
-            );
+            out.insert(name.to_string(), Meta::empty(Kind::Dir, now));
         }
         for o in page.objects {
             let Some(name) = o.key.strip_prefix(dir_prefix) else {
