@@ -102,23 +102,12 @@ impl byos3_plugin_sdk::Provider for Aws {
                 custom = Some(u.clone());
             }
         }
-        let region = match (cfg::region(c), &endpoint_region) {
-            (Some(r), Some(er)) if r != er => {
-                return Err(config_error(
-                    "region",
-                    format!("region {r:?} disagrees with the endpoint's region {er:?}"),
-                ))
-            }
-            (Some(r), _) => r.to_string(),
-            (None, Some(er)) => er.clone(),
-            (None, None) => {
-                return Err(config_error(
-                    "region",
-                    "Amazon S3 needs the bucket's region (e.g. eu-central-1); find it in the S3 console",
-                ))
-            }
-        };
-        cfg::check_region_name(&region)?;
+        let region = cfg::region_agreeing(c, endpoint_region)?.ok_or_else(|| {
+            config_error(
+                "region",
+                "Amazon S3 needs the bucket's region (e.g. eu-central-1); find it in the S3 console",
+            )
+        })?;
         let url = match custom {
             Some(u) => u,
             None => url::Url::parse(&regional_url(&region, dualstack, fips)).expect("regional URL is well-formed"),

@@ -54,23 +54,12 @@ impl byos3_plugin_sdk::Provider for B2 {
                 }
             },
         };
-        let region = match (cfg::region(c), from_endpoint) {
-            (Some(r), Some(e)) if r != e => {
-                return Err(config_error(
-                    "region",
-                    format!("region {r:?} disagrees with the endpoint's {e:?}"),
-                ))
-            }
-            (Some(r), _) => r.to_string(),
-            (None, Some(e)) => e,
-            (None, None) => {
-                return Err(config_error(
-                    "region",
-                    "B2 needs the bucket's region, e.g. us-west-004 (shown on the bucket's page as its endpoint)",
-                ))
-            }
-        };
-        cfg::check_region_name(&region)?;
+        let region = cfg::region_agreeing(c, from_endpoint)?.ok_or_else(|| {
+            config_error(
+                "region",
+                "B2 needs the bucket's region, e.g. us-west-004 (shown on the bucket's page as its endpoint)",
+            )
+        })?;
         let url = url::Url::parse(&format!("https://s3.{region}.backblazeb2.com")).expect("well-formed");
         let addressing = cfg::addressing(c, &url, false)?;
         Ok(endpoint(url.to_url(), region, addressing, quirks()))

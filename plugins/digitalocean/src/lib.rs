@@ -56,23 +56,12 @@ impl byos3_plugin_sdk::Provider for Spaces {
                 }
             }
         };
-        let region = match (cfg::region(c), from_endpoint) {
-            (Some(r), Some(e)) if r != e => {
-                return Err(config_error(
-                    "region",
-                    format!("region {r:?} disagrees with the endpoint's {e:?}"),
-                ))
-            }
-            (Some(r), _) => r.to_string(),
-            (None, Some(e)) => e,
-            (None, None) => {
-                return Err(config_error(
-                    "region",
-                    "Spaces needs the region (nyc3, sfo3, ams3, fra1, sgp1, syd1, ...)",
-                ))
-            }
-        };
-        cfg::check_region_name(&region)?;
+        let region = cfg::region_agreeing(c, from_endpoint)?.ok_or_else(|| {
+            config_error(
+                "region",
+                "Spaces needs the region (nyc3, sfo3, ams3, fra1, sgp1, syd1, ...)",
+            )
+        })?;
         let url = url::Url::parse(&format!("https://{region}{DOMAIN}")).expect("well-formed");
         let addressing = cfg::addressing(c, &url, false)?;
         Ok(endpoint(url.to_url(), region, addressing, vec![]))

@@ -50,6 +50,26 @@ pub fn region(cfg: &DiskConfig) -> Option<&str> {
     cfg.region.as_deref().map(str::trim).filter(|r| !r.is_empty())
 }
 
+/// The region: the configured one, else the one the endpoint names
+/// (`None` when neither gives one). A configured region the endpoint
+/// contradicts is refused, and whichever is found must be a region name.
+pub fn region_agreeing(cfg: &DiskConfig, from_endpoint: Option<String>) -> Result<Option<String>, ConfigError> {
+    let region = match (region(cfg), from_endpoint) {
+        (Some(r), Some(e)) if r != e => {
+            return Err(config_error(
+                "region",
+                format!("region {r:?} disagrees with the endpoint's region {e:?}"),
+            ))
+        }
+        (Some(r), _) => Some(r.to_string()),
+        (None, e) => e,
+    };
+    if let Some(r) = &region {
+        check_region_name(r)?;
+    }
+    Ok(region)
+}
+
 /// A bucket name any S3 store accepts in a path: non-empty, at most 255
 /// bytes, no `/`, no whitespace or control characters.
 pub fn check_bucket(bucket: &str) -> Result<(), ConfigError> {
@@ -133,4 +153,25 @@ pub fn region_or(cfg: &DiskConfig, default: &str) -> Result<String, ConfigError>
     let r = region(cfg).unwrap_or(default);
     check_region_name(r)?;
     Ok(r.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cases::{config, ConfigExt};
+
+    #[test]
+    fn the_region_comes_from_the_config_or_the_endpoint_and_they_must_agree() {
+        let from = |r: &str| Some(r.to_string());
+        assert_eq!(region_agreeing(&config("b"), None).unwrap(), None);
+        assert_eq!(region_agreeing(&config("b"), from("eu-1")).unwrap(), from("eu-1"));
+        let set = config("b").region(" eu-1 ");
+        assert_eq!(region_agreeing(&set, None).unwrap(), from("eu-1"));
+        assert_eq!(region_agreeing(&set, from("eu-1")).unwrap(), from("eu-1"));
+        let err = region_agreeing(&set, from("us-2")).unwrap_err();
+        assert_eq!(err.field, "region");
+        assert!(err.message.contains("disagrees"), "{}", err.message);
+        let bad = region_agreeing(&config("b").region("EU_1"), None).unwrap_err();
+        assert_eq!(bad.field, "region");
+    }
 }

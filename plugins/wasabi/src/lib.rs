@@ -52,18 +52,7 @@ impl byos3_plugin_sdk::Provider for Wasabi {
                 }
             },
         };
-        let region = match (cfg::region(c), from_endpoint) {
-            (Some(r), Some(e)) if r != e => {
-                return Err(config_error(
-                    "region",
-                    format!("region {r:?} disagrees with the endpoint's {e:?}"),
-                ))
-            }
-            (Some(r), _) => r.to_string(),
-            (None, Some(e)) => e,
-            (None, None) => "us-east-1".to_string(),
-        };
-        cfg::check_region_name(&region)?;
+        let region = cfg::region_agreeing(c, from_endpoint)?.unwrap_or_else(|| "us-east-1".to_string());
         let url = url::Url::parse(&format!("https://s3.{region}.wasabisys.com")).expect("well-formed");
         let addressing = cfg::addressing(c, &url, false)?;
         Ok(endpoint(url.to_url(), region, addressing, vec![]))
