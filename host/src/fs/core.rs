@@ -374,7 +374,6 @@ impl Core {
         }
     }
 
-    /// The kernel now holds a lookup on an entry returned by readdirplus.
     /// The kernel now holds a lookup on an entry a readdirplus replied.
     pub fn hold_entry(&self, node: &Node) {
         self.inodes.hold(node);
