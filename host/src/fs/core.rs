@@ -253,23 +253,26 @@ impl Core {
             Some(m) => m,
             // The directory is small or being walked name by name: one
             // listing answers for every name in it (see `Relist`).
-            None => match self.listings.miss(parent) {
-                Relist::Within(pages) => {
-                    let l = list_dir_within(&self.client, &self.dir_prefix(&p.path), SystemTime::now(), pages)
-                        .await
-                        .map_err(|e| s3_errno(&e))?;
-                    match l {
-                        Some(l) => {
-                            let m = l.get(name).cloned();
-                            self.listings.put(parent, l);
-                            m
-                        }
-                        // Larger than this try lists: the name on its own.
-                        None => self.fetch_meta(&join(&p.path, name)).await?,
+            None => {
+                let listing = match self.listings.miss(parent) {
+                    Relist::Within(pages) => {
+                        list_dir_within(&self.client, &self.dir_prefix(&p.path), SystemTime::now(), pages)
+                            .await
+                            .map_err(|e| s3_errno(&e))?
                     }
+                    Relist::No => None,
+                };
+                match listing {
+                    Some(l) => {
+                        let m = l.get(name).cloned();
+                        self.listings.put(parent, l);
+                        m
+                    }
+                    // Not worth listing, or larger than this try lists:
+                    // the name on its own.
+                    None => self.fetch_meta(&join(&p.path, name)).await?,
                 }
-                Relist::No => self.fetch_meta(&join(&p.path, name)).await?,
-            },
+            }
         };
         match meta {
             Some(meta) => Ok(self.inodes.upsert(parent, name, meta, self.fresh_until(), false)),
