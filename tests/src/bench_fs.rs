@@ -122,9 +122,8 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 /// details and notes are the last round's).
 fn median_row(rounds: Vec<Row>) -> Row {
     let mut out = rounds.last().cloned().unwrap_or_default();
-    let cols: Vec<Vec<f64>> = (0..10)
-        .map(|i| rounds.iter().filter_map(|r| r.figures()[i]).collect())
-        .collect();
+    let figures: Vec<_> = rounds.iter().map(Row::figures).collect();
+    let cols: Vec<Vec<f64>> = (0..10).map(|i| figures.iter().filter_map(|f| f[i]).collect()).collect();
     for (slot, col) in out.figures_mut().into_iter().zip(cols) {
         *slot = median(col);
     }
@@ -485,9 +484,7 @@ fn run_mount(kind: &str, args: &Args, g: &Garage, client: &S3Client, rt: &tokio:
             .await
             .unwrap_or_default();
         let keys: Vec<String> = pages.into_iter().flat_map(|p| p.objects).map(|o| o.key).collect();
-        for chunk in keys.chunks(1000) {
-            let _ = client.delete_objects(chunk).await;
-        }
+        let _ = delete_keys(client, &keys).await;
         let _ = client.delete_object(&prefix).await;
     });
     Ok(row)
@@ -590,13 +587,19 @@ fn ceiling(args: &Args, client: &S3Client, rt: &tokio::runtime::Runtime) -> Resu
         let keys: Vec<String> = (0..args.files)
             .map(|i| format!("bench/ceiling-small/f{i:05}"))
             .collect();
-        for chunk in keys.chunks(1000) {
-            client.delete_objects(chunk).await?;
-        }
+        delete_keys(client, &keys).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     row.note = "read 1 = one GET; read 4 = 16 ranged GETs at once; random = one ranged GET per read; small files = sequential PUTs, read back = sequential GETs".into();
     Ok(row)
+}
+
+/// Deletes `keys`, a DeleteObjects of at most 1,000 at a time.
+async fn delete_keys(client: &S3Client, keys: &[String]) -> Result<()> {
+    for chunk in keys.chunks(1000) {
+        client.delete_objects(chunk).await?;
+    }
+    Ok(())
 }
 
 fn fmt(v: Option<f64>, digits: usize) -> String {
@@ -780,7 +783,8 @@ fn main() -> Result<()> {
     if args.rounds > 1 {
         // byos3 / ceiling measured minutes apart in the same round: the
         // spread shows how much of a ratio is the machine.
-        let (ours, ceil) = (per_name("byos3"), per_name("S3 client (ceiling)"));
+        let figures = |name| per_name(name).iter().map(Row::figures).collect::<Vec<_>>();
+        let (ours, ceil) = (figures("byos3"), figures("S3 client (ceiling)"));
         println!("\nbyos3 / ceiling per round (then the median):");
         let labels = [
             "seq read 1",
@@ -794,7 +798,7 @@ fn main() -> Result<()> {
         for (i, label) in labels.iter().enumerate() {
             let mut per: Vec<f64> = Vec::new();
             for (o, c) in ours.iter().zip(&ceil) {
-                if let (Some(a), Some(b)) = (o.figures()[i], c.figures()[i]) {
+                if let (Some(a), Some(b)) = (o[i], c[i]) {
                     if b > 0.0 {
                         per.push(a / b);
                     }
